@@ -1,0 +1,65 @@
+//! `atlas-hub`: run the Hub locally, apply migrations, bootstrap admin tokens.
+
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "atlas-hub", version, about = "Atlas Hub: release distribution")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every route on one port. With no DATABASE_URL, starts a private PostgreSQL
+    /// (data in .atlas/postgres); with no storage configured, a local S3 store (.atlas/s3).
+    Serve(serve::ServeArgs),
+    /// Apply pending migrations to DATABASE_URL (run before deploying matching code).
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("atlas-hub: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Migrate => migrate().await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("atlas-hub: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate() -> Result<(), String> {
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| "DATABASE_URL is not set: migrate needs the database to change".to_owned())?;
+    let report = serve::migrate_url(&url).await?;
+    if report.applied.is_empty() {
+        println!("schema is up to date at version {}", report.version);
+    } else {
+        for name in &report.applied {
+            println!("applied {name}");
+        }
+        println!("schema is now at version {}", report.version);
+    }
+    Ok(())
+}

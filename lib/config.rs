@@ -1,0 +1,368 @@
+//! One typed configuration, read from the environment once per instance.
+//!
+//! Reading it never touches the network: it only parses strings. Every problem is
+//! collected so a bad deployment fails at start with one message naming each variable.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret string.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call sites that use it are the only places it appears.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The Hub's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: PostgreSQL connection string (TLS when `sslmode=require`).
+    pub database_url: Secret,
+    /// `ATLAS_DB_POOL_SIZE`: connections per function instance (default 4).
+    pub db_pool_size: usize,
+    /// `ATLAS_DB_POOLER`: `none` (default) or `transaction` when `DATABASE_URL` goes through
+    /// a transaction-mode pooler such as PgBouncer; then no named prepared statements are used.
+    pub db_pooler: Pooler,
+    /// `ATLAS_HUB_URL`: the public base URL, used in download URLs handed to clients.
+    pub hub_url: String,
+    /// `ATLAS_STORAGE` and the provider's variables.
+    pub storage: StorageConfig,
+    /// `ATLAS_TOKEN_PEPPER`: HMAC key for deploy-token digests (at least 32 characters).
+    pub token_pepper: Secret,
+    /// `ATLAS_OIDC_ISSUER`: GitHub Actions OIDC issuer (tests point it at loopback).
+    pub oidc_issuer: String,
+    /// `ATLAS_OIDC_AUDIENCE`: the audience pack deploy OIDC tokens must carry.
+    pub oidc_audience: Option<String>,
+    /// `ATLAS_UPLOAD_URL_TTL_SECS`: lifetime of presigned uploads (default 900 s).
+    pub upload_url_ttl: Duration,
+    /// `ATLAS_DOWNLOAD_URL_TTL_SECS`: lifetime of presigned downloads (default 300 s).
+    pub download_url_ttl: Duration,
+    /// `ATLAS_CACHE_S_MAXAGE`: CDN lifetime of public read responses (default 30 s).
+    pub cache_s_maxage: u32,
+}
+
+/// How statements reach PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooler {
+    /// A direct connection: statements are prepared once per connection and cached.
+    None,
+    /// A transaction-mode pooler: unnamed statements only (`query_typed`).
+    Transaction,
+}
+
+/// Object storage settings.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// Any S3-compatible API (Cloudflare R2, AWS S3, s3s-fs locally).
+    S3(S3Config),
+}
+
+/// S3-compatible storage settings.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// `ATLAS_S3_ENDPOINT`: e.g. `https://<account>.r2.cloudflarestorage.com`; unset for AWS.
+    pub endpoint: Option<String>,
+    /// `ATLAS_S3_BUCKET`.
+    pub bucket: String,
+    /// `ATLAS_S3_REGION`: `auto` for R2.
+    pub region: String,
+    /// `ATLAS_S3_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `ATLAS_S3_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Secret,
+    /// `ATLAS_S3_FORCE_PATH_STYLE`: `true` (default when an endpoint is set) or `false`.
+    pub force_path_style: bool,
+}
+
+/// Every configuration problem found, one per variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `(variable, what is wrong)` pairs.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem", self.problems.len())?;
+        if self.problems.len() != 1 {
+            f.write_str("s")?;
+        }
+        f.write_str("); see .env.example:")?;
+        for (var, why) in &self.problems {
+            write!(f, "\n  - {var}: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The default GitHub Actions OIDC issuer.
+pub const GITHUB_OIDC_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// Collects values and problems while reading variables.
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<(String, String)>,
+}
+
+impl Reader<'_> {
+    fn optional(&self, var: &str) -> Option<String> {
+        (self.get)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn problem(&mut self, var: &str, why: impl Into<String>) {
+        self.problems.push((var.to_owned(), why.into()));
+    }
+
+    fn required(&mut self, var: &str) -> String {
+        match self.optional(var) {
+            Some(v) => v,
+            None => {
+                self.problem(var, "missing");
+                String::new()
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+        &mut self,
+        var: &str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> T {
+        let Some(raw) = self.optional(var) else {
+            return default;
+        };
+        match raw.parse::<T>() {
+            Ok(v) if v >= min && v <= max => v,
+            _ => {
+                self.problem(
+                    var,
+                    format!("expected a number from {min} to {max}, got {raw:?}"),
+                );
+                default
+            }
+        }
+    }
+
+    fn boolean(&mut self, var: &str, default: bool) -> bool {
+        match self.optional(var).as_deref() {
+            None => default,
+            Some("1" | "true" | "yes") => true,
+            Some("0" | "false" | "no") => false,
+            Some(other) => {
+                self.problem(var, format!("expected true or false, got {other:?}"));
+                default
+            }
+        }
+    }
+
+    fn url(&mut self, var: &str, value: &str) -> String {
+        if !(value.starts_with("http://") || value.starts_with("https://")) {
+            self.problem(var, format!("expected an http(s) URL, got {value:?}"));
+        }
+        value.trim_end_matches('/').to_owned()
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_environment() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|var| std::env::var(var).ok())
+    }
+
+    /// Reads the configuration through `get`, which returns a variable's value if set.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
+        };
+
+        let database_url = r.required("DATABASE_URL");
+        if !database_url.is_empty() {
+            if let Err(e) = database_url.parse::<tokio_postgres::Config>() {
+                r.problem(
+                    "DATABASE_URL",
+                    format!("not a PostgreSQL connection string ({e})"),
+                );
+            }
+        }
+        let db_pool_size = r.number("ATLAS_DB_POOL_SIZE", 4usize, 1, 64);
+        let db_pooler = match r.optional("ATLAS_DB_POOLER").as_deref() {
+            None | Some("none") => Pooler::None,
+            Some("transaction") => Pooler::Transaction,
+            Some(other) => {
+                r.problem(
+                    "ATLAS_DB_POOLER",
+                    format!("expected none or transaction, got {other:?}"),
+                );
+                Pooler::None
+            }
+        };
+
+        let hub_url = r.required("ATLAS_HUB_URL");
+        let hub_url = if hub_url.is_empty() {
+            hub_url
+        } else {
+            r.url("ATLAS_HUB_URL", &hub_url)
+        };
+
+        let storage = match r.optional("ATLAS_STORAGE").as_deref() {
+            None | Some("s3") => StorageConfig::S3(read_s3(&mut r)),
+            Some("vercel-blob") => {
+                r.problem(
+                    "ATLAS_STORAGE",
+                    "vercel-blob is not available in this build; use s3",
+                );
+                StorageConfig::S3(read_s3(&mut r))
+            }
+            Some(other) => {
+                r.problem(
+                    "ATLAS_STORAGE",
+                    format!("expected s3 or vercel-blob, got {other:?}"),
+                );
+                StorageConfig::S3(read_s3(&mut r))
+            }
+        };
+
+        let token_pepper = r.required("ATLAS_TOKEN_PEPPER");
+        if !token_pepper.is_empty() && token_pepper.len() < 32 {
+            r.problem(
+                "ATLAS_TOKEN_PEPPER",
+                "too short: use at least 32 random characters (e.g. `openssl rand -hex 32`)",
+            );
+        }
+
+        let oidc_issuer = r
+            .optional("ATLAS_OIDC_ISSUER")
+            .unwrap_or_else(|| GITHUB_OIDC_ISSUER.to_owned());
+        let oidc_issuer = r.url("ATLAS_OIDC_ISSUER", &oidc_issuer);
+        let oidc_audience = r.optional("ATLAS_OIDC_AUDIENCE");
+
+        let upload_url_ttl = r.number("ATLAS_UPLOAD_URL_TTL_SECS", 900u64, 60, 3600);
+        let download_url_ttl = r.number("ATLAS_DOWNLOAD_URL_TTL_SECS", 300u64, 10, 3600);
+        let cache_s_maxage = r.number("ATLAS_CACHE_S_MAXAGE", 30u32, 0, 86_400);
+
+        if !r.problems.is_empty() {
+            return Err(ConfigError {
+                problems: r.problems,
+            });
+        }
+        Ok(Config {
+            database_url: Secret(database_url),
+            db_pool_size,
+            db_pooler,
+            hub_url,
+            storage,
+            token_pepper: Secret(token_pepper),
+            oidc_issuer,
+            oidc_audience,
+            upload_url_ttl: Duration::from_secs(upload_url_ttl),
+            download_url_ttl: Duration::from_secs(download_url_ttl),
+            cache_s_maxage,
+        })
+    }
+}
+
+fn read_s3(r: &mut Reader<'_>) -> S3Config {
+    let endpoint = r.optional("ATLAS_S3_ENDPOINT");
+    let endpoint = endpoint.map(|e| r.url("ATLAS_S3_ENDPOINT", &e));
+    let force_path_style = r.boolean("ATLAS_S3_FORCE_PATH_STYLE", endpoint.is_some());
+    S3Config {
+        bucket: r.required("ATLAS_S3_BUCKET"),
+        region: r
+            .optional("ATLAS_S3_REGION")
+            .unwrap_or_else(|| "auto".to_owned()),
+        access_key_id: r.required("ATLAS_S3_ACCESS_KEY_ID"),
+        secret_access_key: Secret(r.required("ATLAS_S3_SECRET_ACCESS_KEY")),
+        endpoint,
+        force_path_style,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://atlas@127.0.0.1:5432/atlas"),
+        ("ATLAS_HUB_URL", "https://hub.example.com/"),
+        ("ATLAS_S3_ENDPOINT", "http://127.0.0.1:9000"),
+        ("ATLAS_S3_BUCKET", "artifacts"),
+        ("ATLAS_S3_ACCESS_KEY_ID", "key"),
+        ("ATLAS_S3_SECRET_ACCESS_KEY", "secret"),
+        ("ATLAS_TOKEN_PEPPER", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn a_complete_environment_parses_with_defaults() {
+        let c = config(GOOD).unwrap();
+        assert_eq!(c.hub_url, "https://hub.example.com");
+        assert_eq!(c.db_pool_size, 4);
+        assert_eq!(c.db_pooler, Pooler::None);
+        assert_eq!(c.oidc_issuer, GITHUB_OIDC_ISSUER);
+        let StorageConfig::S3(s3) = &c.storage;
+        assert!(s3.force_path_style);
+        assert_eq!(s3.region, "auto");
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_in_one_error() {
+        let err = config(&[
+            ("DATABASE_URL", "not a url at all ::"),
+            ("ATLAS_DB_POOLER", "session"),
+            ("ATLAS_TOKEN_PEPPER", "short"),
+        ])
+        .unwrap_err();
+        let vars: Vec<&str> = err.problems.iter().map(|(v, _)| v.as_str()).collect();
+        for expected in [
+            "DATABASE_URL",
+            "ATLAS_DB_POOLER",
+            "ATLAS_HUB_URL",
+            "ATLAS_S3_BUCKET",
+            "ATLAS_S3_ACCESS_KEY_ID",
+            "ATLAS_S3_SECRET_ACCESS_KEY",
+            "ATLAS_TOKEN_PEPPER",
+        ] {
+            assert!(vars.contains(&expected), "{expected} not in {vars:?}");
+        }
+        let message = err.to_string();
+        assert!(message.contains("ATLAS_HUB_URL: missing"), "{message}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let c = config(GOOD).unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("0123456789abcdef"), "{printed}");
+        assert!(!printed.contains("\"secret\""), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+}

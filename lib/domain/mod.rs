@@ -1,0 +1,1 @@
+//! The domain: identifiers, deploy tokens, products, releases, channels, audit.

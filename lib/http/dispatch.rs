@@ -1,0 +1,239 @@
+//! Runs a matched handler: request id, problem rendering, HEAD bodies, one log line.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, request::Parts};
+use serde::Serialize;
+
+use super::problem::ErrorCode;
+use super::request::{Background, RequestMeta};
+use super::router::{Lookup, Route};
+use super::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use crate::state::AppState;
+
+/// A request as a host received it, before routing.
+pub struct Incoming {
+    /// Method, URI, headers.
+    pub parts: Parts,
+    /// The body, or `None` when it exceeded [`MAX_BODY_BYTES`] (answered 413).
+    pub body: Option<Bytes>,
+    /// Peer address when known.
+    pub client_ip: Option<IpAddr>,
+    /// How to run work after the response.
+    pub background: Background,
+}
+
+/// Where path parameters come from for a request.
+pub enum Resolve<'a> {
+    /// Look the path up in a whole table (the local server).
+    Table(&'a [Route]),
+    /// One function hosting one route: parameters from the path, else from the query
+    /// (Vercel rewrites `[param]` file segments to `?param=`).
+    Single(&'a Route),
+}
+
+fn request_id(parts: &Parts) -> String {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+fn single_route_params(route: &Route, parts: &Parts) -> Option<Vec<(&'static str, String)>> {
+    if let Some(params) = route.match_path(parts.uri.path()) {
+        return Some(params);
+    }
+    let query = parts.uri.query().unwrap_or("");
+    route
+        .param_names()
+        .map(|name| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| (name, v.into_owned()))
+                .filter(|(_, v)| !v.is_empty() && !v.contains('/'))
+        })
+        .collect()
+}
+
+/// Routes, runs and logs one request. Never fails: every error becomes a problem response.
+pub async fn dispatch(
+    state: Arc<AppState>,
+    resolve: Resolve<'_>,
+    incoming: Incoming,
+) -> ApiResponse {
+    let started = Instant::now();
+    let Incoming {
+        parts,
+        body,
+        client_ip,
+        background,
+    } = incoming;
+    let meta = Arc::new(RequestMeta {
+        request_id: request_id(&parts),
+        token_id: OnceLock::new(),
+        background,
+    });
+    let is_head = parts.method == Method::HEAD;
+
+    let found = match resolve {
+        Resolve::Table(routes) => lookup_table(routes, &parts),
+        Resolve::Single(route) => match route.handler(&parts.method) {
+            None => Err(method_not_allowed(route.allow())),
+            Some(h) => match single_route_params(route, &parts) {
+                Some(params) => Ok((route, h, params)),
+                None => Err(ApiError::not_found(format!(
+                    "no route for {}",
+                    parts.uri.path()
+                ))),
+            },
+        },
+    };
+
+    let (pattern, result) = match found {
+        Err(e) => ("-", Err(e)),
+        Ok((route, handler, params)) => match body {
+            None => (
+                route.pattern,
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+                )),
+            ),
+            Some(body) => {
+                let req = ApiRequest {
+                    method: parts.method.clone(),
+                    uri: parts.uri.clone(),
+                    headers: parts.headers.clone(),
+                    body,
+                    params,
+                    client_ip,
+                    meta: meta.clone(),
+                };
+                (route.pattern, handler(state, req).await)
+            }
+        },
+    };
+
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(cause) = &e.cause {
+                log_error(&meta.request_id, pattern, cause);
+            }
+            e.into_response(&meta.request_id)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    if is_head {
+        let len = response.body().len();
+        *response.body_mut() = Bytes::new();
+        if len > 0 {
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+    }
+    log_request(&parts, pattern, &response, &meta, started);
+    response
+}
+
+type Found<'a> = (&'a Route, super::Handler, Vec<(&'static str, String)>);
+
+fn lookup_table<'a>(routes: &'a [Route], parts: &Parts) -> Result<Found<'a>, ApiError> {
+    match super::router::lookup(routes, &parts.method, parts.uri.path()) {
+        Lookup::Found(route, handler, params) => Ok((route, handler, params)),
+        Lookup::MethodNotAllowed(allow) => Err(method_not_allowed(allow)),
+        Lookup::NotFound => Err(ApiError::not_found(format!(
+            "no route for {}",
+            parts.uri.path()
+        ))),
+    }
+}
+
+fn method_not_allowed(allow: String) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route answers {allow}"),
+    );
+    e.allow = Some(allow);
+    e
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogLine<'a> {
+    ts: String,
+    level: &'static str,
+    route: &'a str,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<&'a str>,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// One JSON line per request on stderr. Only the path is logged (no query, no headers),
+/// so no secret can reach the log.
+fn log_request(
+    parts: &Parts,
+    route: &str,
+    response: &ApiResponse,
+    meta: &RequestMeta,
+    started: Instant,
+) {
+    let status = response.status().as_u16();
+    let line = LogLine {
+        ts: now_rfc3339(),
+        level: if status >= 500 {
+            "error"
+        } else if status >= 400 {
+            "warn"
+        } else {
+            "info"
+        },
+        route,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        status,
+        latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        code: response.extensions().get::<ErrorCode>().map(|c| c.0),
+        request_id: &meta.request_id,
+        token_id: meta.token_id.get().map(String::as_str),
+    };
+    if let Ok(s) = serde_json::to_string(&line) {
+        eprintln!("{s}");
+    }
+}
+
+fn log_error(request_id: &str, route: &str, cause: &str) {
+    let line = serde_json::json!({
+        "ts": now_rfc3339(), "level": "error", "route": route,
+        "requestId": request_id, "cause": cause,
+    });
+    eprintln!("{line}");
+}

@@ -1,0 +1,210 @@
+//! RFC 9457 problem details: the one error type every handler returns.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+/// An error answered as `application/problem+json` with a stable machine `code`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code (`token_invalid`, `version_exists`, …).
+    pub code: &'static str,
+    /// Human-readable explanation for this occurrence.
+    pub detail: String,
+    /// Extra members merged into the body (e.g. `missing` platforms).
+    pub extra: Option<serde_json::Value>,
+    /// `Allow` header for 405 answers.
+    pub allow: Option<String>,
+    /// The cause, logged and never sent to the client (5xx only).
+    pub cause: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, code and detail.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            extra: None,
+            allow: None,
+            cause: None,
+        }
+    }
+
+    /// 400 with a code.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    /// 409 with a code.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+
+    /// 422 with a code.
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    /// 400 `invalid_input`, for a field that fails validation.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::bad_request("invalid_input", detail)
+    }
+
+    /// An opaque 500; `cause` goes to the log only.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the Hub failed to handle this request; it has been logged",
+        );
+        e.cause = Some(cause.to_string());
+        e
+    }
+
+    /// 503 `database_unavailable`; `cause` goes to the log only.
+    pub fn database_unavailable(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unreachable; retry later",
+        );
+        e.cause = Some(cause.to_string());
+        e
+    }
+
+    /// 503 `storage_unavailable`; `cause` goes to the log only.
+    pub fn storage_unavailable(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "object storage is unreachable or refused the Hub's credentials; retry later",
+        );
+        e.cause = Some(cause.to_string());
+        e
+    }
+
+    /// Adds members to the problem body.
+    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+
+    /// The RFC 9457 title for the status.
+    fn title(&self) -> &'static str {
+        self.status.canonical_reason().unwrap_or("Error")
+    }
+
+    /// Renders the problem+json response for a request id.
+    pub fn into_response(self, request_id: &str) -> http::Response<Bytes> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            title: &'a str,
+            status: u16,
+            detail: &'a str,
+            code: &'a str,
+            #[serde(rename = "requestId")]
+            request_id: &'a str,
+        }
+        let mut body = serde_json::to_value(Body {
+            kind: format!(
+                "https://atlas-hub.dev/problems/{}",
+                self.code.replace('_', "-")
+            ),
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            request_id,
+        })
+        .unwrap_or_default();
+        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
+            (self.extra.as_ref(), &mut body)
+        {
+            for (k, v) in extra {
+                map.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let mut response = http::Response::new(Bytes::from(body.to_string()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(allow) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.insert(header::ALLOW, allow);
+        }
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+    }
+}
+
+/// The problem code of an error response, kept for the request log line.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.as_db_error().is_none() && (e.is_closed() || e.to_string().contains("connect")) {
+            ApiError::database_unavailable(e)
+        } else {
+            ApiError::internal(format!("database: {e:?}"))
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::database_unavailable(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_body_has_every_rfc9457_member_and_the_code() {
+        let r = ApiError::conflict("version_exists", "1.0.0 exists")
+            .with_extra(serde_json::json!({"existing": "1.0.0"}))
+            .into_response("req-1");
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        for member in ["type", "title", "status", "detail", "code", "requestId"] {
+            assert!(body.get(member).is_some(), "missing {member}: {body}");
+        }
+        assert_eq!(body["code"], "version_exists");
+        assert_eq!(body["existing"], "1.0.0");
+        assert_eq!(body["status"], 409);
+    }
+
+    #[test]
+    fn internal_errors_never_leak_their_cause() {
+        let r = ApiError::internal("password=hunter2 at db.internal:5432").into_response("r");
+        let text = String::from_utf8(r.body().to_vec()).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("db.internal"),
+            "{text}"
+        );
+    }
+}

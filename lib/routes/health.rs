@@ -1,0 +1,56 @@
+//! `GET /api/health`: database reachability and schema version; `?deep=1` checks storage.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::db::migrate;
+use crate::http::{ApiRequest, ApiResult, respond};
+use crate::state::AppState;
+
+/// 200 when the database answers and its schema is not behind the code, else 503.
+pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let expected = migrate::expected_version();
+    let (database, current) = match state.db.raw_conn().await {
+        Ok(conn) => match migrate::current_version(&conn).await {
+            Ok(v) => ("ok".to_owned(), Some(v)),
+            Err(e) => (format!("error: {}", e.code), None),
+        },
+        Err(e) => (format!("error: {}", e.code), None),
+    };
+    let mut healthy = current.is_some_and(|v| v >= expected);
+    let schema = match current {
+        Some(v) if v < expected => "behind",
+        Some(_) => "ok",
+        None => "unknown",
+    };
+    let mut checks = json!({ "database": database, "schema": schema });
+    if req.query("deep").is_some_and(|v| v == "1" || v == "true") {
+        let storage = match state.storage.check().await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => {
+                healthy = false;
+                let crate::storage::StorageError::Unavailable(cause) = e;
+                eprintln!(
+                    "{}",
+                    json!({"level": "error", "requestId": req.request_id(), "check": "storage", "cause": cause})
+                );
+                "error: storage_unavailable".to_owned()
+            }
+        };
+        checks["storage"] = json!(storage);
+    }
+    let body = json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "version": crate::VERSION,
+        "schema": { "current": current, "expected": expected },
+        "checks": checks,
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    respond::json(status, &body)
+}

@@ -1,0 +1,33 @@
+//! What a function instance builds once and shares across invocations.
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::storage::Storage;
+
+/// Per-instance state: configuration, database pool, storage client.
+pub struct AppState {
+    /// The configuration read at start.
+    pub config: Config,
+    /// Database pool (connections open on first use).
+    pub db: Db,
+    /// Object storage provider.
+    pub storage: Storage,
+}
+
+impl AppState {
+    /// Builds the state from a configuration without any network I/O.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let db = Db::new(&config)?;
+        let storage = Storage::new(&config.storage);
+        Ok(Self {
+            config,
+            db,
+            storage,
+        })
+    }
+
+    /// An absolute Hub URL for `path` (which starts with `/`).
+    pub fn hub_url(&self, path: &str) -> String {
+        format!("{}{}", self.config.hub_url, path)
+    }
+}

@@ -1,0 +1,153 @@
+//! S3-compatible storage with `aws-sdk-s3` and static credentials (Cloudflare R2 first).
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::ChecksumMode;
+use time::OffsetDateTime;
+
+use super::{ObjectInfo, PresignedUpload, StorageError, UploadSpec, content_disposition};
+use crate::config::S3Config;
+
+/// An S3 bucket reached with static credentials.
+pub struct S3Storage {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Storage {
+    /// Builds the client from static settings: no credential chain, no network I/O.
+    pub fn new(c: &S3Config) -> Self {
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut b = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(c.region.clone()))
+            .credentials_provider(Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.expose().to_owned(),
+                None,
+                None,
+                "atlas-static",
+            ))
+            .force_path_style(c.force_path_style)
+            .http_client(http_client);
+        if let Some(endpoint) = &c.endpoint {
+            b = b.endpoint_url(endpoint.clone());
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(b.build()),
+            bucket: c.bucket.clone(),
+        }
+    }
+
+    fn presigning(ttl: Duration) -> Result<PresigningConfig, StorageError> {
+        PresigningConfig::builder()
+            .start_time(SystemTime::now())
+            .expires_in(ttl)
+            .build()
+            .map_err(|e| StorageError::Unavailable(format!("presigning config: {e}")))
+    }
+
+    /// Presigned PUT binding `content-length`, `content-type`, `x-amz-checksum-sha256` and
+    /// `if-none-match: *`: storage rejects another body, another length or an overwrite.
+    pub async fn presign_upload(
+        &self,
+        spec: &UploadSpec<'_>,
+        ttl: Duration,
+    ) -> Result<PresignedUpload, StorageError> {
+        let checksum = super::sha256_hex_to_base64(spec.sha256_hex)
+            .ok_or_else(|| StorageError::Unavailable("sha256 is not 64 hex digits".into()))?;
+        let expires_at = OffsetDateTime::now_utc() + ttl;
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(spec.key)
+            .content_length(spec.size as i64)
+            .content_type(spec.content_type)
+            .checksum_sha256(checksum)
+            .if_none_match("*")
+            .presigned(Self::presigning(ttl)?)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("presign PUT: {e}")))?;
+        let headers = presigned
+            .headers()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        Ok(PresignedUpload {
+            method: "PUT",
+            url: presigned.uri().to_owned(),
+            headers,
+            expires_at,
+        })
+    }
+
+    /// Presigned GET that saves as `filename`.
+    pub async fn presign_download(
+        &self,
+        key: &str,
+        filename: &str,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(content_disposition(filename))
+            .presigned(Self::presigning(ttl)?)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("presign GET: {e}")))?;
+        Ok(presigned.uri().to_owned())
+    }
+
+    /// HEAD with checksum mode, so S3 reports the stored sha256.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                sha256_base64: out.checksum_sha256().map(str::to_owned),
+            })),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(StorageError::Unavailable(describe(&e))),
+        }
+    }
+
+    /// HEAD on the bucket.
+    pub async fn check(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError::Unavailable(describe(&e)))
+    }
+}
+
+fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> String {
+    match e {
+        SdkError::ServiceError(s) => format!(
+            "S3 {}: {}",
+            s.err().code().unwrap_or("error"),
+            s.err().message().unwrap_or("")
+        ),
+        other => format!("S3 request failed: {other:?}"),
+    }
+}
