@@ -1,0 +1,6 @@
+//! Integration tests: real PostgreSQL, a real S3 protocol server, the real binaries over HTTP.
+//! One module per area, laid out like the routes.
+
+mod support;
+
+mod foundation;
