@@ -1,5 +1,6 @@
 //! `atlas-hub`: run the Hub locally, apply migrations, bootstrap admin tokens.
 
+mod admin;
 mod serve;
 
 use std::process::ExitCode;
@@ -20,6 +21,15 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending migrations to DATABASE_URL (run before deploying matching code).
     Migrate,
+    /// Operator commands that need database access.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin token (prints it once on stdout).
+    CreateToken(admin::CreateTokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +48,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate => migrate().await,
+            Command::Admin(AdminCommand::CreateToken(args)) => admin::create_token(args).await,
         }
     });
     match result {

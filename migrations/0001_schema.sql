@@ -174,13 +174,14 @@ CREATE TABLE download_counts (
 CREATE FUNCTION atlas_channel_platform(p_product text, p_channel text, p_os text, p_arch text)
 RETURNS TABLE (
     version text, notes text, published_at timestamptz,
-    download_id text, kind text, filename text, size bigint, sha256 text,
-    signature text, is_primary boolean
+    artifact_id bigint, download_id text, kind text, filename text, size bigint, sha256 text,
+    signature text, is_primary boolean, storage_key text
 ) LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY
     SELECT r.version, r.notes, r.published_at,
-           a.download_id, a.kind, a.filename, a.size, a.sha256, a.signature, a.is_primary
+           a.id, a.download_id, a.kind, a.filename, a.size, a.sha256, a.signature, a.is_primary,
+           a.storage_key
     FROM products p
     JOIN channels c ON c.product_id = p.id AND c.name = p_channel
     JOIN releases r ON r.id = c.release_id AND r.yanked_at IS NULL

@@ -1,1 +1,11 @@
-//! The domain: identifiers, deploy tokens, products, releases, channels, audit.
+//! The domain: identifiers, deploy tokens, products, uploads, releases, channels, audit.
+//! SQL lives here, in functions over [`crate::db::Sql`]; handlers never write SQL.
+
+pub mod audit;
+pub mod channels;
+pub mod ids;
+pub mod products;
+pub mod releases;
+pub mod signature;
+pub mod tokens;
+pub mod uploads;

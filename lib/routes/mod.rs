@@ -1,7 +1,13 @@
 //! The route table: every route, its handlers, and the `api/` function file hosting it.
 //! The local server, each Vercel/Lambda function and the layout test all read this list.
 
+pub mod admin;
+pub mod channels;
+pub mod download;
 pub mod health;
+pub mod presign;
+pub mod publish;
+pub mod releases;
 
 use http::Method;
 
@@ -21,9 +27,117 @@ macro_rules! handler {
 }
 
 /// Every route the Hub serves.
-pub static ROUTES: &[Route] = &[Route {
-    pattern: "/api/health",
-    methods: &[(Method::GET, handler!(health::get))],
-    api_file: "api/health.rs",
-    bin: "health",
-}];
+pub static ROUTES: &[Route] = &[
+    Route {
+        pattern: "/api/health",
+        methods: &[(Method::GET, handler!(health::get))],
+        api_file: "api/health.rs",
+        bin: "health",
+    },
+    // Admin.
+    Route {
+        pattern: "/api/v1/admin/tokens",
+        methods: &[
+            (Method::GET, handler!(admin::list_tokens)),
+            (Method::POST, handler!(admin::create_token)),
+        ],
+        api_file: "api/v1/admin/tokens/index.rs",
+        bin: "admin_tokens",
+    },
+    Route {
+        pattern: "/api/v1/admin/tokens/{id}",
+        methods: &[(Method::DELETE, handler!(admin::revoke_token))],
+        api_file: "api/v1/admin/tokens/[id].rs",
+        bin: "admin_token",
+    },
+    Route {
+        pattern: "/api/v1/admin/products",
+        methods: &[
+            (Method::GET, handler!(admin::list_products)),
+            (Method::POST, handler!(admin::create_product)),
+        ],
+        api_file: "api/v1/admin/products/index.rs",
+        bin: "admin_products",
+    },
+    Route {
+        pattern: "/api/v1/admin/products/{product}",
+        methods: &[(Method::PATCH, handler!(admin::update_product))],
+        api_file: "api/v1/admin/products/[product].rs",
+        bin: "admin_product",
+    },
+    Route {
+        pattern: "/api/v1/admin/audit",
+        methods: &[(Method::GET, handler!(admin::audit_log))],
+        api_file: "api/v1/admin/audit.rs",
+        bin: "admin_audit",
+    },
+    // CI writes.
+    Route {
+        pattern: "/api/v1/storage/presign",
+        methods: &[(Method::POST, handler!(presign::post))],
+        api_file: "api/v1/storage/presign.rs",
+        bin: "storage_presign",
+    },
+    Route {
+        pattern: "/api/v1/releases/{product}/publish",
+        methods: &[(Method::POST, handler!(publish::post))],
+        api_file: "api/v1/releases/[product]/publish.rs",
+        bin: "releases_publish",
+    },
+    Route {
+        pattern: "/api/v1/releases/{product}/channels/{channel}",
+        methods: &[(Method::PUT, handler!(channels::put))],
+        api_file: "api/v1/releases/[product]/channels/[channel].rs",
+        bin: "channels_move",
+    },
+    Route {
+        pattern: "/api/v1/releases/{product}/{version}/yank",
+        methods: &[(Method::POST, handler!(releases::yank))],
+        api_file: "api/v1/releases/[product]/[version]/yank.rs",
+        bin: "releases_yank",
+    },
+    Route {
+        pattern: "/api/v1/releases/{product}/{version}/unyank",
+        methods: &[(Method::POST, handler!(releases::unyank))],
+        api_file: "api/v1/releases/[product]/[version]/unyank.rs",
+        bin: "releases_unyank",
+    },
+    // Public reads.
+    Route {
+        pattern: "/api/v1/releases/{product}",
+        methods: &[(Method::GET, handler!(releases::list))],
+        api_file: "api/v1/releases/[product]/index.rs",
+        bin: "releases_list",
+    },
+    Route {
+        pattern: "/api/v1/releases/{product}/latest/{os}/{arch}",
+        methods: &[(Method::GET, handler!(releases::latest))],
+        api_file: "api/v1/releases/[product]/latest/[os]/[arch].rs",
+        bin: "releases_latest",
+    },
+    Route {
+        pattern: "/api/v1/releases/{product}/channels",
+        methods: &[(Method::GET, handler!(channels::list))],
+        api_file: "api/v1/releases/[product]/channels/index.rs",
+        bin: "channels_list",
+    },
+    Route {
+        pattern: "/api/v1/releases/{product}/{version}",
+        methods: &[(Method::GET, handler!(releases::detail))],
+        api_file: "api/v1/releases/[product]/[version]/index.rs",
+        bin: "releases_detail",
+    },
+    // Downloads.
+    Route {
+        pattern: "/api/v1/download/{downloadId}",
+        methods: &[(Method::GET, handler!(download::by_id))],
+        api_file: "api/v1/download/[downloadId].rs",
+        bin: "download",
+    },
+    Route {
+        pattern: "/download/{product}/latest/{os}/{arch}",
+        methods: &[(Method::GET, handler!(download::latest))],
+        api_file: "api/download/[product]/latest/[os]/[arch].rs",
+        bin: "download_latest",
+    },
+];

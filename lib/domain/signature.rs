@@ -1,0 +1,125 @@
+//! Updater signatures as Tauri produces them: `signature` is the base64 of a minisign `.sig`
+//! file; `updaterPublicKey` is what Tauri's `pubkey` setting holds (base64 of the `.pub` file).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::http::ApiError;
+
+const SIG_HELP: &str = "pass the content of the .sig file Tauri's signer wrote (base64, as in \
+                        tauri.conf.json / latest.json), not a URL, a path or the bare signature line";
+
+/// A minisign key id (8 bytes), as found in both keys and signatures.
+pub type KeyId = [u8; 8];
+
+/// Parses a Tauri `signature` value and returns its key id.
+pub fn parse_signature(value: &str) -> Result<KeyId, ApiError> {
+    let bad = |why: &str| {
+        ApiError::unprocessable("invalid_signature", format!("signature {why}: {SIG_HELP}"))
+    };
+    if value.starts_with("http://") || value.starts_with("https://") {
+        return Err(bad("is a URL"));
+    }
+    let text = STANDARD
+        .decode(value.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| bad("is not base64 of a text file"))?;
+    minisign_verify::Signature::decode(&text).map_err(|_| bad("is not a minisign signature"))?;
+    // Line 2 is base64 of: algorithm (2 bytes) | key id (8) | signature (64).
+    let line = text
+        .lines()
+        .nth(1)
+        .ok_or_else(|| bad("has no signature line"))?;
+    key_id_of(line, 74).ok_or_else(|| bad("has a malformed signature line"))
+}
+
+/// Parses an updater public key in any of Tauri's forms and returns (bare key line, key id).
+pub fn parse_public_key(value: &str) -> Result<(String, KeyId), ApiError> {
+    let bad = || {
+        ApiError::unprocessable(
+            "invalid_public_key",
+            "updaterPublicKey must be Tauri's `pubkey` value (base64 of the minisign .pub file), \
+             the .pub file text, or its key line",
+        )
+    };
+    let value = value.trim();
+    let text = STANDARD
+        .decode(value)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|t| t.contains('\n'))
+        .unwrap_or_else(|| value.to_owned());
+    let line = if text.contains('\n') {
+        text.lines().nth(1).ok_or_else(bad)?.trim().to_owned()
+    } else {
+        text.trim().to_owned()
+    };
+    minisign_verify::PublicKey::from_base64(&line).map_err(|_| bad())?;
+    let id = key_id_of(&line, 42).ok_or_else(bad)?;
+    Ok((line, id))
+}
+
+fn key_id_of(line: &str, expected_len: usize) -> Option<KeyId> {
+    let bytes = STANDARD.decode(line.trim()).ok()?;
+    if bytes.len() != expected_len {
+        return None;
+    }
+    bytes[2..10].try_into().ok()
+}
+
+/// Hex form of a key id, as minisign prints it (little-endian).
+pub fn key_id_hex(id: &KeyId) -> String {
+    let mut b = *id;
+    b.reverse();
+    hex::encode_upper(b)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A real minisign key pair's public key line and a signature it made (from minisign's
+    /// own test vectors), wrapped the way Tauri wraps them.
+    pub const PUBKEY_LINE: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    pub const SIG_FILE: &str = "untrusted comment: signature from minisign secret key\n\
+RUQf6LRCGA9i559r3g7V1qNyJDApGip8MfqcadIgT9CuhV3EMhHoN1mGTkUidF/z7SrlQgXdy8ofjb7bNJJylDOocrCo8KLzZwo=\n\
+trusted comment: timestamp:1633700835\tfile:test\tprehashed\n\
+wLMDjy9FLAuxZ3q4NlEvkgtyhrr0gtTu6KC4KBJdITbbOeAi1zBIYo0v4iTgt8jJpIidRJnp94ABQkJAgAooBQ==\n";
+
+    pub fn tauri_signature() -> String {
+        STANDARD.encode(SIG_FILE)
+    }
+
+    #[test]
+    fn a_tauri_signature_parses_and_names_its_key() {
+        let id = parse_signature(&tauri_signature()).unwrap();
+        let (_, key) = parse_public_key(PUBKEY_LINE).unwrap();
+        assert_eq!(id, key);
+    }
+
+    #[test]
+    fn public_keys_are_accepted_in_all_three_forms() {
+        let pub_file = format!("untrusted comment: minisign public key\n{PUBKEY_LINE}\n");
+        let as_tauri = STANDARD.encode(&pub_file);
+        for form in [PUBKEY_LINE.to_owned(), pub_file, as_tauri] {
+            let (line, _) = parse_public_key(&form).unwrap();
+            assert_eq!(line, PUBKEY_LINE);
+        }
+        assert!(parse_public_key("not a key").is_err());
+    }
+
+    #[test]
+    fn urls_and_garbage_are_refused_with_the_fix_in_the_detail() {
+        for bad in [
+            "https://example.com/app.sig",
+            "garbage",
+            &STANDARD.encode("hello\nworld\n"),
+            "RUQf6LRCGA9i559r3g7V1qNyJDApGip8MfqcadIgT9CuhV3EMhHoN1mGTkUidF/z7SrlQgXdy8ofjb7bNJJylDOocrCo8KLzZwo=",
+        ] {
+            let e = parse_signature(bad).unwrap_err();
+            assert_eq!(e.code, "invalid_signature");
+            assert!(e.detail.contains(".sig file"), "{}", e.detail);
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Deploy tokens: prefixed, 256-bit random, stored only as HMAC-SHA256 digests keyed by
+//! `ATLAS_TOKEN_PEPPER`, with scopes, expiry, revocation and `lastUsedAt`.
+
+use hmac::{KeyInit, Mac};
+use http::StatusCode;
+use rand::Rng;
+use serde::Serialize;
+use sha2::Sha256;
+use time::OffsetDateTime;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::config::Secret;
+use crate::db::Sql;
+use crate::http::{ApiError, ApiRequest};
+
+/// What a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// CI publishing of distribution products.
+    App,
+    /// Deploys of one pack.
+    Pack,
+    /// Operators: admin routes, and every app action.
+    Admin,
+}
+
+impl TokenKind {
+    /// Parses `app`, `pack` or `admin`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "app" => Some(TokenKind::App),
+            "pack" => Some(TokenKind::Pack),
+            "admin" => Some(TokenKind::Admin),
+            _ => None,
+        }
+    }
+    /// Database and prefix name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::App => "app",
+            TokenKind::Pack => "pack",
+            TokenKind::Admin => "admin",
+        }
+    }
+    fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::App => "atlas_app_",
+            TokenKind::Pack => "atlas_pack_",
+            TokenKind::Admin => "atlas_admin_",
+        }
+    }
+}
+
+/// App token actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Presign uploads.
+    Upload,
+    /// Publish releases.
+    Publish,
+    /// Move channel pointers.
+    Promote,
+    /// Yank and unyank releases.
+    Yank,
+}
+
+impl Scope {
+    /// All scopes, in contract order.
+    pub const ALL: [Scope; 4] = [Scope::Upload, Scope::Publish, Scope::Promote, Scope::Yank];
+
+    /// Parses a scope name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Upload => "upload",
+            Scope::Publish => "publish",
+            Scope::Promote => "promote",
+            Scope::Yank => "yank",
+        }
+    }
+}
+
+/// A freshly generated token: the plaintext exists only in this value and the one response.
+pub struct NewToken {
+    /// The plaintext, shown once.
+    pub plaintext: Secret,
+    /// Its digest, which is what gets stored.
+    pub digest: Vec<u8>,
+}
+
+/// Generates a token of `kind`: prefix + 43 alphanumeric characters (≥ 256 bits).
+pub fn generate(kind: TokenKind, pepper: &Secret) -> NewToken {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let random: String = (0..43)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    let plaintext = format!("{}{random}", kind.prefix());
+    let digest = digest(pepper, &plaintext);
+    NewToken {
+        plaintext: Secret::new(plaintext),
+        digest,
+    }
+}
+
+/// HMAC-SHA256(pepper, token).
+pub fn digest(pepper: &Secret, token: &str) -> Vec<u8> {
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(pepper.expose().as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(token.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Constant-time equality of two digests.
+fn digests_equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Token id.
+    pub token_id: Uuid,
+    /// Token name.
+    pub name: String,
+    /// Token kind.
+    pub kind: TokenKind,
+    /// Product slugs, or `*`.
+    pub products: Vec<String>,
+    /// The pack a pack token belongs to.
+    pub pack_id: Option<i64>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Channels, or `*`.
+    pub channels: Vec<String>,
+}
+
+impl Principal {
+    /// How audit rows name this caller.
+    pub fn actor(&self) -> String {
+        format!("token:{} ({})", self.name, self.token_id)
+    }
+
+    /// 403 unless this is an admin token.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.kind == TokenKind::Admin {
+            Ok(())
+        } else {
+            Err(scope_denied(format!(
+                "this route needs an admin token; token {:?} is an {} token",
+                self.name,
+                self.kind.as_str()
+            )))
+        }
+    }
+
+    /// 403 unless this token may do `scope` on `product` (and `channel`, when given).
+    /// Admin tokens may do every app action.
+    pub fn require_app(
+        &self,
+        product: &str,
+        scope: Scope,
+        channel: Option<&str>,
+    ) -> Result<(), ApiError> {
+        if self.kind == TokenKind::Admin {
+            return Ok(());
+        }
+        if self.kind != TokenKind::App {
+            return Err(scope_denied(format!(
+                "token {:?} is a {} token; product routes need an app deploy token",
+                self.name,
+                self.kind.as_str()
+            )));
+        }
+        let allows = |list: &[String], v: &str| list.iter().any(|x| x == "*" || x == v);
+        if !allows(&self.products, product) {
+            return Err(scope_denied(format!(
+                "token {:?} is not scoped to product {product:?}",
+                self.name
+            )));
+        }
+        if !self.scopes.iter().any(|s| s == scope.as_str()) {
+            return Err(scope_denied(format!(
+                "token {:?} lacks the {:?} scope",
+                self.name,
+                scope.as_str()
+            )));
+        }
+        if let Some(channel) = channel {
+            if !allows(&self.channels, channel) {
+                return Err(scope_denied(format!(
+                    "token {:?} may not change channel {channel:?}",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 403 `scope_denied`.
+pub fn scope_denied(detail: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "scope_denied", detail)
+}
+
+fn unauthorized(code: &'static str, detail: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
+}
+
+/// The bearer token of a request, or 401 `token_missing`.
+pub fn bearer(req: &ApiRequest) -> Result<&str, ApiError> {
+    let header = req.header("authorization").ok_or_else(|| {
+        unauthorized(
+            "token_missing",
+            "this route needs `Authorization: Bearer <token>` (CI: set ATLAS_APP_DEPLOY_TOKEN)",
+        )
+    })?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            unauthorized(
+                "token_missing",
+                "the Authorization header must be `Bearer <token>`",
+            )
+        })?;
+    Ok(token)
+}
+
+const COLUMNS: &str = "id, name, kind, products, pack_id, scopes, channels, digest";
+
+/// Authenticates a token: one round trip for a valid token (lookup + `lastUsedAt`), and a
+/// second only to say why an invalid one failed.
+pub async fn authenticate(
+    db: &impl Sql,
+    pepper: &Secret,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    let known_prefix = [TokenKind::App, TokenKind::Pack, TokenKind::Admin]
+        .iter()
+        .any(|k| token.starts_with(k.prefix()));
+    if !known_prefix || token.len() > 200 {
+        return Err(unauthorized(
+            "token_invalid",
+            "the token is not an Atlas deploy token",
+        ));
+    }
+    let d = digest(pepper, token);
+    let row = db
+        .query_opt(
+            &format!(
+                "UPDATE deploy_tokens SET last_used_at = now()
+                 WHERE digest = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                 RETURNING {COLUMNS}"
+            ),
+            &[(&d, Type::BYTEA)],
+        )
+        .await?;
+    if let Some(row) = row {
+        let stored: Vec<u8> = row.get("digest");
+        if digests_equal(&stored, &d) {
+            let kind: String = row.get("kind");
+            return Ok(Principal {
+                token_id: row.get("id"),
+                name: row.get("name"),
+                kind: TokenKind::parse(&kind).unwrap_or(TokenKind::App),
+                products: row.get("products"),
+                pack_id: row.get("pack_id"),
+                scopes: row.get("scopes"),
+                channels: row.get("channels"),
+            });
+        }
+    }
+    let why = db
+        .query_opt(
+            "SELECT revoked_at IS NOT NULL AS revoked FROM deploy_tokens WHERE digest = $1",
+            &[(&d, Type::BYTEA)],
+        )
+        .await?;
+    Err(match why {
+        None => unauthorized("token_invalid", "the token is not known to this Hub"),
+        Some(r) if r.get::<_, bool>("revoked") => unauthorized(
+            "token_revoked",
+            "the token was revoked; ask an admin for a new one and update the CI secret",
+        ),
+        Some(_) => unauthorized(
+            "token_expired",
+            "the token has expired; ask an admin for a new one and update the CI secret",
+        ),
+    })
+}
+
+/// Authenticates the request's bearer token and records its id for the request log.
+pub async fn authenticate_request(
+    db: &impl Sql,
+    pepper: &Secret,
+    req: &ApiRequest,
+) -> Result<Principal, ApiError> {
+    let token = bearer(req)?;
+    let principal = authenticate(db, pepper, token).await?;
+    req.meta.set_token_id(principal.token_id.to_string());
+    Ok(principal)
+}
+
+/// What to store for a new token.
+pub struct TokenSpec {
+    /// Human name.
+    pub name: String,
+    /// Kind.
+    pub kind: TokenKind,
+    /// Products or `*`.
+    pub products: Vec<String>,
+    /// Pack (pack tokens).
+    pub pack_id: Option<i64>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Channels or `*`.
+    pub channels: Vec<String>,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Who created it.
+    pub created_by: String,
+}
+
+/// Stores a new token and returns its id and plaintext.
+pub async fn create(
+    db: &impl Sql,
+    pepper: &Secret,
+    spec: &TokenSpec,
+) -> Result<(Uuid, Secret), ApiError> {
+    let token = generate(spec.kind, pepper);
+    let id = Uuid::new_v4();
+    db.query(
+        "INSERT INTO deploy_tokens (id, kind, name, digest, products, pack_id, scopes, channels, expires_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            (&id, Type::UUID),
+            (&spec.kind.as_str(), Type::TEXT),
+            (&spec.name, Type::TEXT),
+            (&token.digest, Type::BYTEA),
+            (&spec.products, Type::TEXT_ARRAY),
+            (&spec.pack_id, Type::INT8),
+            (&spec.scopes, Type::TEXT_ARRAY),
+            (&spec.channels, Type::TEXT_ARRAY),
+            (&spec.expires_at, Type::TIMESTAMPTZ),
+            (&spec.created_by, Type::TEXT),
+        ],
+    )
+    .await?;
+    Ok((id, token.plaintext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_prefixed_long_and_distinct() {
+        let pepper = Secret::new("p".repeat(32));
+        let a = generate(TokenKind::App, &pepper);
+        let b = generate(TokenKind::App, &pepper);
+        assert!(a.plaintext.expose().starts_with("atlas_app_"));
+        assert_eq!(a.plaintext.expose().len(), "atlas_app_".len() + 43);
+        assert_ne!(a.plaintext.expose(), b.plaintext.expose());
+        assert_eq!(a.digest, digest(&pepper, a.plaintext.expose()));
+        assert!(format!("{:?}", a.plaintext).contains("redacted"));
+    }
+
+    #[test]
+    fn digests_depend_on_the_pepper() {
+        let t = "atlas_app_x";
+        assert_ne!(
+            digest(&Secret::new("a".repeat(32)), t),
+            digest(&Secret::new("b".repeat(32)), t)
+        );
+        assert!(digests_equal(&[1, 2], &[1, 2]));
+        assert!(!digests_equal(&[1, 2], &[1, 3]));
+        assert!(!digests_equal(&[1, 2], &[1]));
+    }
+
+    fn app(products: &[&str], scopes: &[&str], channels: &[&str]) -> Principal {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        Principal {
+            token_id: Uuid::nil(),
+            name: "ci".into(),
+            kind: TokenKind::App,
+            products: v(products),
+            pack_id: None,
+            scopes: v(scopes),
+            channels: v(channels),
+        }
+    }
+
+    #[test]
+    fn app_scopes_check_product_action_and_channel() {
+        let p = app(&["launcher"], &["publish"], &["dev", "beta"]);
+        assert!(
+            p.require_app("launcher", Scope::Publish, Some("beta"))
+                .is_ok()
+        );
+        assert!(p.require_app("launcher", Scope::Publish, None).is_ok());
+        assert_eq!(
+            p.require_app("runner", Scope::Publish, None)
+                .unwrap_err()
+                .code,
+            "scope_denied"
+        );
+        assert_eq!(
+            p.require_app("launcher", Scope::Promote, None)
+                .unwrap_err()
+                .code,
+            "scope_denied"
+        );
+        assert_eq!(
+            p.require_app("launcher", Scope::Publish, Some("stable"))
+                .unwrap_err()
+                .code,
+            "scope_denied"
+        );
+        let all = app(&["*"], &["publish"], &["*"]);
+        assert!(
+            all.require_app("anything", Scope::Publish, Some("stable"))
+                .is_ok()
+        );
+        assert!(all.require_admin().is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! Uploads the Hub presigned: the key it derived and what the client declared.
+
+use tokio_postgres::Row;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::db::Sql;
+use crate::http::ApiError;
+
+/// A recorded upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// Upload id, returned by presign and accepted by publish.
+    pub id: Uuid,
+    /// Storage key.
+    pub storage_key: String,
+    /// Product (release uploads).
+    pub product_id: Option<i64>,
+    /// Version (release uploads).
+    pub version: Option<String>,
+    /// OS.
+    pub os: Option<String>,
+    /// Architecture.
+    pub arch: Option<String>,
+    /// Kind.
+    pub kind: Option<String>,
+    /// File name.
+    pub filename: String,
+    /// Bytes.
+    pub size: i64,
+    /// Hex sha256.
+    pub sha256: String,
+    /// MIME type.
+    pub content_type: String,
+}
+
+const COLUMNS: &str =
+    "id, storage_key, product_id, version, os, arch, kind, filename, size, sha256, content_type";
+
+fn from_row(r: &Row) -> Upload {
+    Upload {
+        id: r.get("id"),
+        storage_key: r.get("storage_key"),
+        product_id: r.get("product_id"),
+        version: r.get("version"),
+        os: r.get("os"),
+        arch: r.get("arch"),
+        kind: r.get("kind"),
+        filename: r.get("filename"),
+        size: r.get("size"),
+        sha256: r.get("sha256"),
+        content_type: r.get("content_type"),
+    }
+}
+
+/// The upload recorded for `key`.
+pub async fn by_key(db: &impl Sql, key: &str) -> Result<Option<Upload>, ApiError> {
+    Ok(db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM uploads WHERE storage_key = $1"),
+            &[(&key, Type::TEXT)],
+        )
+        .await?
+        .map(|r| from_row(&r)))
+}
+
+/// The upload with `id`.
+pub async fn by_id(db: &impl Sql, id: Uuid) -> Result<Option<Upload>, ApiError> {
+    Ok(db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM uploads WHERE id = $1"),
+            &[(&id, Type::UUID)],
+        )
+        .await?
+        .map(|r| from_row(&r)))
+}
+
+/// Records a release upload; returns the stored row (an existing one when the key raced).
+pub async fn record_release_upload(
+    db: &impl Sql,
+    u: &Upload,
+    created_by: &str,
+) -> Result<Upload, ApiError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "INSERT INTO uploads (id, storage_key, product_id, version, os, arch, kind, filename, size, sha256, content_type, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (storage_key) DO NOTHING RETURNING {COLUMNS}"
+            ),
+            &[
+                (&u.id, Type::UUID),
+                (&u.storage_key, Type::TEXT),
+                (&u.product_id, Type::INT8),
+                (&u.version, Type::TEXT),
+                (&u.os, Type::TEXT),
+                (&u.arch, Type::TEXT),
+                (&u.kind, Type::TEXT),
+                (&u.filename, Type::TEXT),
+                (&u.size, Type::INT8),
+                (&u.sha256, Type::TEXT),
+                (&u.content_type, Type::TEXT),
+                (&created_by, Type::TEXT),
+            ],
+        )
+        .await?;
+    match row {
+        Some(r) => Ok(from_row(&r)),
+        None => by_key(db, &u.storage_key)
+            .await?
+            .ok_or_else(|| ApiError::internal("upload row vanished after a key conflict")),
+    }
+}

@@ -1,0 +1,363 @@
+//! Admin routes: deploy tokens, products, audit log. Every handler requires an admin token.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::db::{Conn, Sql};
+use crate::domain::audit::{self, Actor};
+use crate::domain::ids::{Platform, Slug, parse_channel};
+use crate::domain::products::{self, ProductFields};
+use crate::domain::signature;
+use crate::domain::tokens::{self, Principal, Scope, TokenKind, TokenSpec};
+use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::state::AppState;
+
+async fn admin(state: &AppState, req: &ApiRequest) -> Result<(Conn, Principal), ApiError> {
+    let conn = state.db.conn().await?;
+    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, req).await?;
+    principal.require_admin()?;
+    Ok((conn, principal))
+}
+
+fn actor(p: &Principal) -> Actor {
+    Actor {
+        name: p.actor(),
+        token_id: Some(p.token_id),
+    }
+}
+
+/// `limit` (1–100, default 20) and `cursor` query parameters.
+pub fn pagination(req: &ApiRequest) -> Result<(Option<i64>, i64), ApiError> {
+    let limit = match req.query("limit") {
+        None => 20,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| ApiError::invalid("limit must be a number from 1 to 100"))?,
+    };
+    let cursor = match req.query("cursor") {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| ApiError::invalid("cursor is not one this API returned"))?,
+        ),
+    };
+    Ok((cursor, limit))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateToken {
+    name: String,
+    kind: String,
+    products: Option<Vec<String>>,
+    pack: Option<String>,
+    scopes: Option<Vec<String>>,
+    channels: Option<Vec<String>>,
+    expires_in_days: Option<i64>,
+}
+
+/// `POST /api/v1/admin/tokens`: the plaintext token appears only in this response.
+pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (mut conn, principal) = admin(&state, &req).await?;
+    let body: CreateToken = req.json()?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::invalid("name must be 1 to 100 characters"));
+    }
+    let kind = TokenKind::parse(&body.kind)
+        .ok_or_else(|| ApiError::invalid("kind must be app, pack or admin"))?;
+    let expires_at = match body.expires_in_days {
+        None => None,
+        Some(d) if (1..=3650).contains(&d) => {
+            Some(OffsetDateTime::now_utc() + time::Duration::days(d))
+        }
+        Some(_) => return Err(ApiError::invalid("expiresInDays must be from 1 to 3650")),
+    };
+    let mut spec = TokenSpec {
+        name,
+        kind,
+        products: Vec::new(),
+        pack_id: None,
+        scopes: Vec::new(),
+        channels: Vec::new(),
+        expires_at,
+        created_by: principal.actor(),
+    };
+    match kind {
+        TokenKind::App => {
+            let products = body.products.unwrap_or_default();
+            if products.is_empty() {
+                return Err(ApiError::invalid(
+                    "app tokens need products: a list of product slugs, or [\"*\"]",
+                ));
+            }
+            for p in &products {
+                if p != "*" {
+                    Slug::parse("product", p)?;
+                    products::get(&conn, p).await?;
+                }
+            }
+            let scopes = body
+                .scopes
+                .unwrap_or_else(|| vec!["upload".into(), "publish".into()]);
+            for s in &scopes {
+                Scope::parse(s).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "scope {s:?} is not one of upload, publish, promote, yank"
+                    ))
+                })?;
+            }
+            let channels = body.channels.unwrap_or_else(|| vec!["*".into()]);
+            for c in &channels {
+                if c != "*" {
+                    parse_channel(c).map_err(|e| ApiError::invalid(e.detail))?;
+                }
+            }
+            spec.products = products;
+            spec.scopes = scopes;
+            spec.channels = channels;
+        }
+        TokenKind::Pack => {
+            let pack = body
+                .pack
+                .ok_or_else(|| ApiError::invalid("pack tokens need pack: the pack's slug"))?;
+            Slug::parse("pack", &pack)?;
+            let row = conn
+                .query_opt(
+                    "SELECT id, oidc_only FROM packs WHERE slug = $1",
+                    &[(&pack, Type::TEXT)],
+                )
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no pack {pack:?}")))?;
+            if row.get::<_, bool>("oidc_only") {
+                return Err(ApiError::conflict(
+                    "pack_oidc_only",
+                    format!(
+                        "pack {pack:?} accepts GitHub OIDC deploys only; no token can be issued for it"
+                    ),
+                ));
+            }
+            spec.pack_id = Some(row.get("id"));
+        }
+        TokenKind::Admin => {
+            if body.products.is_some() || body.scopes.is_some() || body.pack.is_some() {
+                return Err(ApiError::invalid(
+                    "admin tokens take no products, pack or scopes",
+                ));
+            }
+        }
+    }
+    let tx = conn.transaction().await?;
+    let (id, plaintext) = tokens::create(&tx, &state.config.token_pepper, &spec).await?;
+    audit::record(
+        &tx,
+        &actor(&principal),
+        "token.issue",
+        &format!("token:{id}"),
+        json!({"name": spec.name, "kind": kind.as_str(), "products": spec.products,
+               "scopes": spec.scopes, "channels": spec.channels}),
+    )
+    .await?;
+    tx.commit().await?;
+    respond::json(
+        StatusCode::CREATED,
+        &json!({
+            "id": id, "token": plaintext.expose(), "name": spec.name, "kind": kind.as_str(),
+            "products": spec.products, "packId": spec.pack_id, "scopes": spec.scopes,
+            "channels": spec.channels,
+            "expiresAt": expires_at.map(rfc3339),
+        }),
+    )
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `GET /api/v1/admin/tokens`: never the secret.
+pub async fn list_tokens(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (conn, _) = admin(&state, &req).await?;
+    let rows = conn
+        .query(
+            "SELECT t.id, t.name, t.kind, t.products, p.slug AS pack, t.scopes, t.channels, t.created_at,
+                    t.created_by, t.expires_at, t.revoked_at, t.last_used_at
+             FROM deploy_tokens t LEFT JOIN packs p ON p.id = t.pack_id ORDER BY t.created_at DESC",
+            &[],
+        )
+        .await?;
+    let opt = |r: &tokio_postgres::Row, c: &str| r.get::<_, Option<OffsetDateTime>>(c).map(rfc3339);
+    let tokens: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.get::<_, Uuid>("id"), "name": r.get::<_, String>("name"),
+                "kind": r.get::<_, String>("kind"), "products": r.get::<_, Vec<String>>("products"),
+                "pack": r.get::<_, Option<String>>("pack"), "scopes": r.get::<_, Vec<String>>("scopes"),
+                "channels": r.get::<_, Vec<String>>("channels"),
+                "createdAt": rfc3339(r.get("created_at")), "createdBy": r.get::<_, String>("created_by"),
+                "expiresAt": opt(r, "expires_at"), "revokedAt": opt(r, "revoked_at"),
+                "lastUsedAt": opt(r, "last_used_at"),
+            })
+        })
+        .collect();
+    respond::json(StatusCode::OK, &json!({ "tokens": tokens }))
+}
+
+/// `DELETE /api/v1/admin/tokens/{id}`: revoke (idempotent), 204.
+pub async fn revoke_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (mut conn, principal) = admin(&state, &req).await?;
+    let id = Uuid::parse_str(req.param("id"))
+        .map_err(|_| ApiError::not_found(format!("no token {:?}", req.param("id"))))?;
+    let tx = conn.transaction().await?;
+    let row = tx
+        .query_opt(
+            "UPDATE deploy_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING name",
+            &[(&id, Type::UUID)],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no token {id}")))?;
+    let name: String = row.get(0);
+    audit::record(
+        &tx,
+        &actor(&principal),
+        "token.revoke",
+        &format!("token:{id}"),
+        json!({"name": name}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(respond::no_content())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProductBody {
+    slug: Option<String>,
+    name: Option<String>,
+    required_platforms: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    max_artifact_size: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    updater_public_key: Option<Option<String>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn product_fields(body: ProductBody) -> Result<ProductFields, ApiError> {
+    if let Some(name) = &body.name {
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(ApiError::invalid("name must be 1 to 100 characters"));
+        }
+    }
+    let required_platforms = body
+        .required_platforms
+        .map(|list| {
+            list.iter()
+                .map(|p| Platform::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    if let Some(Some(size)) = body.max_artifact_size {
+        if size <= 0 {
+            return Err(ApiError::invalid(
+                "maxArtifactSize must be a positive number of bytes",
+            ));
+        }
+    }
+    let updater_public_key = match body.updater_public_key {
+        Some(Some(k)) => Some(Some(signature::parse_public_key(&k)?.0)),
+        other => other.map(|_| None),
+    };
+    Ok(ProductFields {
+        name: body.name.map(|n| n.trim().to_owned()),
+        required_platforms,
+        max_artifact_size: body.max_artifact_size,
+        updater_public_key,
+    })
+}
+
+/// `POST /api/v1/admin/products`.
+pub async fn create_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (mut conn, principal) = admin(&state, &req).await?;
+    let mut body: ProductBody = req.json()?;
+    let slug = body
+        .slug
+        .take()
+        .ok_or_else(|| ApiError::invalid("slug is required"))?;
+    let slug = Slug::parse("slug", &slug)?;
+    let fields = product_fields(body)?;
+    let tx = conn.transaction().await?;
+    let product = products::create(&tx, slug.as_str(), &fields).await?;
+    audit::record(
+        &tx,
+        &actor(&principal),
+        "product.create",
+        slug.as_str(),
+        json!(product),
+    )
+    .await?;
+    tx.commit().await?;
+    respond::json(StatusCode::CREATED, &product)
+}
+
+/// `PATCH /api/v1/admin/products/{product}`.
+pub async fn update_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (mut conn, principal) = admin(&state, &req).await?;
+    let slug = Slug::parse("product", req.param("product"))?;
+    let body: ProductBody = req.json()?;
+    if body.slug.as_deref().is_some_and(|s| s != slug.as_str()) {
+        return Err(ApiError::invalid("a product's slug cannot change"));
+    }
+    let fields = product_fields(body)?;
+    let tx = conn.transaction().await?;
+    let product = products::update(&tx, slug.as_str(), &fields).await?;
+    audit::record(
+        &tx,
+        &actor(&principal),
+        "product.update",
+        slug.as_str(),
+        json!(product),
+    )
+    .await?;
+    tx.commit().await?;
+    respond::json(StatusCode::OK, &product)
+}
+
+/// `GET /api/v1/admin/products`.
+pub async fn list_products(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (conn, _) = admin(&state, &req).await?;
+    respond::json(
+        StatusCode::OK,
+        &json!({ "products": products::list(&conn).await? }),
+    )
+}
+
+/// `GET /api/v1/admin/audit?limit=&cursor=`: newest first.
+pub async fn audit_log(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (conn, _) = admin(&state, &req).await?;
+    let (cursor, limit) = pagination(&req)?;
+    let entries = audit::page(&conn, cursor, limit).await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id.to_string()))
+        .flatten();
+    respond::json(
+        StatusCode::OK,
+        &json!({ "entries": entries, "nextCursor": next }),
+    )
+}

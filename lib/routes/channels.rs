@@ -1,0 +1,93 @@
+//! Channel reads and pointer moves (promote / roll back).
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::publish::rollout;
+use super::releases::public_cache;
+use crate::domain::audit::Actor;
+use crate::domain::channels::{self, Move};
+use crate::domain::ids::{Slug, Version, parse_channel};
+use crate::domain::tokens::{self, Scope};
+use crate::domain::{products, releases};
+use crate::http::{ApiRequest, ApiResult, respond};
+use crate::state::AppState;
+
+/// `GET /api/v1/releases/{product}/channels`.
+pub async fn list(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("product", req.param("product"))?;
+    let conn = state.db.conn().await?;
+    let product = products::get(&conn, slug.as_str()).await?;
+    let list = channels::list(&conn, product.id).await?;
+    respond::cached_json(
+        &req,
+        &json!({ "product": product.slug, "channels": list }),
+        public_cache(&state),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MoveBody {
+    version: String,
+    #[serde(default, deserialize_with = "expected_version")]
+    expected_version: Option<Option<String>>,
+    rollout_percent: Option<i16>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `expectedVersion`: absent = no check; `null` = the channel must be empty.
+fn expected_version<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PUT /api/v1/releases/{product}/channels/{channel}`: promote or roll back.
+pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("product", req.param("product"))?;
+    let channel = parse_channel(req.param("channel"))?;
+    let body: MoveBody = req.json()?;
+    let version = Version::parse(&body.version)?.to_string();
+    let expected = body
+        .expected_version
+        .map(|e| {
+            e.map(|v| Version::parse(&v).map(|v| v.to_string()))
+                .transpose()
+        })
+        .transpose()?;
+    let rollout_percent = rollout(body.rollout_percent)?;
+
+    let mut conn = state.db.conn().await?;
+    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
+    principal.require_app(slug.as_str(), Scope::Promote, Some(channel))?;
+    let product = products::get(&conn, slug.as_str()).await?;
+    let tx = conn.transaction().await?;
+    let target = releases::get(&tx, product.id, &product.slug, &version).await?;
+    let actor = Actor {
+        name: principal.actor(),
+        token_id: Some(principal.token_id),
+    };
+    let view = channels::move_pointer(
+        &tx,
+        &product,
+        &Move {
+            channel,
+            target: &target,
+            expected,
+            rollout_percent,
+            force: body.force,
+        },
+        &actor,
+    )
+    .await?;
+    tx.commit().await?;
+    respond::json(
+        StatusCode::OK,
+        &json!({ "product": product.slug, "channel": view }),
+    )
+}

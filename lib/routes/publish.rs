@@ -1,0 +1,321 @@
+//! `POST /api/v1/releases/{product}/publish`: verify every object in storage first, then one
+//! transaction for the release, its artifacts, the optional channel move and the audit row.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::Sql;
+use crate::domain::audit::{self, Actor};
+use crate::domain::channels::{self, Move};
+use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind, parse_sha256};
+use crate::domain::products::Product;
+use crate::domain::releases::{self, NewArtifact, Release, ReleaseView};
+use crate::domain::signature;
+use crate::domain::tokens::{self, Scope};
+use crate::domain::{products, uploads};
+use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PublishBody {
+    version: String,
+    #[serde(default)]
+    notes: String,
+    channel: Option<String>,
+    rollout_percent: Option<i16>,
+    artifacts: Vec<ArtifactBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ArtifactBody {
+    upload_id: Option<Uuid>,
+    key: Option<String>,
+    os: String,
+    arch: String,
+    kind: String,
+    size: i64,
+    sha256: String,
+    signature: Option<String>,
+    primary: Option<bool>,
+}
+
+/// Parses `rolloutPercent` (0–100).
+pub fn rollout(p: Option<i16>) -> Result<Option<i16>, ApiError> {
+    match p {
+        Some(p) if !(0..=100).contains(&p) => {
+            Err(ApiError::invalid("rolloutPercent must be from 0 to 100"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Resolves and checks each artifact against its upload; decides primaries; checks signatures.
+async fn plan(
+    db: &impl Sql,
+    product: &Product,
+    version: &str,
+    body: &[ArtifactBody],
+) -> Result<Vec<NewArtifact>, ApiError> {
+    if body.is_empty() || body.len() > 64 {
+        return Err(ApiError::invalid("artifacts must list 1 to 64 artifacts"));
+    }
+    let key_id = product
+        .updater_public_key
+        .as_deref()
+        .map(|k| signature::parse_public_key(k).map(|(_, id)| id))
+        .transpose()?;
+    let mut out: Vec<NewArtifact> = Vec::with_capacity(body.len());
+    for (i, a) in body.iter().enumerate() {
+        let os = Os::parse(&a.os)?.as_str().to_owned();
+        let arch = Arch::parse(&a.arch)?.as_str().to_owned();
+        let kind = parse_kind(&a.kind)?;
+        let sha256 = parse_sha256(&a.sha256)?;
+        let label = format!("artifact {i} ({os}/{arch}/{kind})");
+        let upload = match (&a.upload_id, &a.key) {
+            (Some(id), _) => uploads::by_id(db, *id).await?,
+            (None, Some(key)) => uploads::by_key(db, key).await?,
+            (None, None) => {
+                return Err(ApiError::invalid(format!(
+                    "{label} needs uploadId or key from presign"
+                )));
+            }
+        };
+        let upload = upload
+            .filter(|u| u.product_id == Some(product.id) && u.version.as_deref() == Some(version))
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "upload_unknown",
+                    format!("{label}: no presigned upload of {} {version} matches; call /api/v1/storage/presign first", product.slug),
+                )
+            })?;
+        let declared = (
+            Some(os.as_str()),
+            Some(arch.as_str()),
+            Some(kind.as_str()),
+            a.size,
+            sha256.as_str(),
+        );
+        let recorded = (
+            upload.os.as_deref(),
+            upload.arch.as_deref(),
+            upload.kind.as_deref(),
+            upload.size,
+            upload.sha256.as_str(),
+        );
+        if declared != recorded {
+            return Err(ApiError::unprocessable(
+                "artifact_mismatch",
+                format!(
+                    "{label} does not match its presigned upload {} (os, arch, kind, size, sha256 must be equal)",
+                    upload.storage_key
+                ),
+            ));
+        }
+        if out
+            .iter()
+            .any(|o| o.os == os && o.arch == arch && o.kind == kind)
+        {
+            return Err(ApiError::invalid(format!("{label} is listed twice")));
+        }
+        if let Some(sig) = &a.signature {
+            let sig_key = signature::parse_signature(sig)?;
+            if let Some(expected) = key_id {
+                if sig_key != expected {
+                    return Err(ApiError::unprocessable(
+                        "signature_key_mismatch",
+                        format!(
+                            "{label} is signed with key {} but {} expects updater key {}",
+                            signature::key_id_hex(&sig_key),
+                            product.slug,
+                            signature::key_id_hex(&expected)
+                        ),
+                    ));
+                }
+            }
+        }
+        out.push(NewArtifact {
+            storage_key: upload.storage_key,
+            os,
+            arch,
+            kind,
+            filename: upload.filename,
+            size: upload.size,
+            sha256,
+            signature: a.signature.clone(),
+            primary: a.primary.unwrap_or(false),
+            content_type: upload.content_type,
+        });
+    }
+    // Primary rules: at most one per platform; a platform with one artifact has it as primary;
+    // a platform with several must mark exactly one.
+    let mut by_platform: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, a) in out.iter().enumerate() {
+        by_platform
+            .entry((a.os.clone(), a.arch.clone()))
+            .or_default()
+            .push(i);
+    }
+    for ((os, arch), idx) in by_platform {
+        let marked = idx.iter().filter(|i| out[**i].primary).count();
+        match (idx.len(), marked) {
+            (1, _) => out[idx[0]].primary = true,
+            (_, 1) => {}
+            (_, 0) => {
+                return Err(ApiError::unprocessable(
+                    "primary_required",
+                    format!(
+                        "{os}/{arch} has {} artifacts: mark exactly one with \"primary\": true",
+                        idx.len()
+                    ),
+                ));
+            }
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "primary_conflict",
+                    format!("{os}/{arch} has {marked} artifacts marked primary; mark exactly one"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks every object exists in storage with the declared size and sha256.
+async fn verify_storage(state: &AppState, artifacts: &[NewArtifact]) -> Result<(), ApiError> {
+    let heads = futures_util::future::join_all(
+        artifacts.iter().map(|a| state.storage.head(&a.storage_key)),
+    )
+    .await;
+    for (a, head) in artifacts.iter().zip(heads) {
+        let label = format!("{}/{}/{} ({})", a.os, a.arch, a.kind, a.filename);
+        let Some(object) = head? else {
+            return Err(ApiError::unprocessable(
+                "object_missing",
+                format!("{label} is not in storage: PUT it to the presigned URL before publishing"),
+            ));
+        };
+        let expected = crate::storage::sha256_hex_to_base64(&a.sha256);
+        if object.size != a.size as u64 || object.sha256_base64 != expected {
+            return Err(ApiError::unprocessable(
+                "object_mismatch",
+                format!(
+                    "{label} in storage is {} bytes with sha256 {}, not the declared {} bytes / {}",
+                    object.size,
+                    object.sha256_base64.as_deref().unwrap_or("(none)"),
+                    a.size,
+                    a.sha256
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn version_exists(product: &str, version: &str) -> ApiError {
+    ApiError::conflict(
+        "version_exists",
+        format!(
+            "{product} {version} is already published with different artifacts or notes; releases are immutable: publish a new version"
+        ),
+    )
+}
+
+async fn existing_answer(
+    state: &AppState,
+    db: &impl Sql,
+    product: &str,
+    r: &Release,
+    digest: &str,
+) -> ApiResult {
+    if r.content_digest != digest {
+        return Err(version_exists(product, &r.version));
+    }
+    let artifacts = releases::artifacts(db, r.id).await?;
+    respond::json(
+        StatusCode::OK,
+        &ReleaseView::new(&state.config.hub_url, product, r, &artifacts),
+    )
+}
+
+/// Publishes a release: 201 created, 200 identical re-publish, 409 different content.
+pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("product", req.param("product"))?;
+    let body: PublishBody = req.json()?;
+    let version = Version::parse(&body.version)?;
+    let channel = body.channel.as_deref().map(parse_channel).transpose()?;
+    let rollout_percent = rollout(body.rollout_percent)?;
+    if body.notes.len() > 100_000 {
+        return Err(ApiError::invalid("notes are limited to 100000 bytes"));
+    }
+
+    let mut conn = state.db.conn().await?;
+    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
+    principal.require_app(slug.as_str(), Scope::Publish, channel)?;
+    let product = products::get(&conn, slug.as_str()).await?;
+    let version_str = version.to_string();
+    let artifacts = plan(&conn, &product, &version_str, &body.artifacts).await?;
+    let digest = releases::content_digest(&body.notes, &artifacts);
+
+    if let Some(existing) = releases::find(&conn, product.id, &version_str).await? {
+        return existing_answer(&state, &conn, &product.slug, &existing, &digest).await;
+    }
+    verify_storage(&state, &artifacts).await?;
+
+    let actor = Actor {
+        name: principal.actor(),
+        token_id: Some(principal.token_id),
+    };
+    let tx = conn.transaction().await?;
+    let Some(release) = releases::insert(
+        &tx,
+        product.id,
+        &version,
+        &body.notes,
+        &digest,
+        &actor.name,
+        &artifacts,
+    )
+    .await?
+    else {
+        // A concurrent publish of the same version committed first.
+        drop(tx);
+        let existing = releases::get(&conn, product.id, &product.slug, &version_str).await?;
+        return existing_answer(&state, &conn, &product.slug, &existing, &digest).await;
+    };
+    if let Some(channel) = channel {
+        channels::move_pointer(
+            &tx,
+            &product,
+            &Move {
+                channel,
+                target: &release,
+                expected: None,
+                rollout_percent,
+                force: false,
+            },
+            &actor,
+        )
+        .await?;
+    }
+    audit::record(
+        &tx,
+        &actor,
+        "release.publish",
+        &format!("{}@{}", product.slug, release.version),
+        json!({"channel": channel, "artifacts": artifacts.len(), "contentDigest": digest}),
+    )
+    .await?;
+    tx.commit().await?;
+    let stored = releases::artifacts(&conn, release.id).await?;
+    respond::json(
+        StatusCode::CREATED,
+        &ReleaseView::new(&state.config.hub_url, &product.slug, &release, &stored),
+    )
+}

@@ -1,0 +1,314 @@
+//! Release reads (latest, history, detail) and yank / unyank.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio_postgres::types::Type;
+
+use super::admin::pagination;
+use crate::db::Sql;
+use crate::domain::audit::{self, Actor};
+use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind};
+use crate::domain::releases::{self, ReleaseView};
+use crate::domain::tokens::{self, Scope};
+use crate::domain::{channels, products};
+use crate::http::respond::CachePolicy;
+use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::state::AppState;
+
+/// The cache policy of public reads.
+pub fn public_cache(state: &AppState) -> CachePolicy {
+    CachePolicy {
+        s_maxage: state.config.cache_s_maxage,
+        vary: None,
+    }
+}
+
+/// One artifact of the latest lookup.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestArtifact {
+    /// Internal id (download counting).
+    #[serde(skip)]
+    pub artifact_id: i64,
+    /// Storage key (download redirect).
+    #[serde(skip)]
+    pub storage_key: String,
+    /// Public id.
+    pub download_id: String,
+    /// Hub download URL.
+    pub download_url: String,
+    /// OS.
+    pub os: &'static str,
+    /// Architecture.
+    pub arch: &'static str,
+    /// Kind.
+    pub kind: String,
+    /// File name.
+    pub filename: String,
+    /// Bytes.
+    pub size: i64,
+    /// Hex sha256.
+    pub sha256: String,
+    /// Tauri signature.
+    pub signature: Option<String>,
+    /// Primary for the platform.
+    pub primary: bool,
+}
+
+/// What a channel serves for one platform.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// Version.
+    pub version: String,
+    /// Notes.
+    pub notes: String,
+    /// Published.
+    pub published_at: OffsetDateTime,
+    /// Artifacts for the platform, primary first.
+    pub artifacts: Vec<LatestArtifact>,
+}
+
+/// The hot lookup: one call of the `atlas_channel_platform` SQL function.
+pub async fn lookup_latest(
+    state: &AppState,
+    db: &impl Sql,
+    product: &str,
+    channel: &str,
+    os: Os,
+    arch: Arch,
+) -> Result<Option<Latest>, ApiError> {
+    let rows = db
+        .query(
+            "SELECT * FROM atlas_channel_platform($1, $2, $3, $4)",
+            &[
+                (&product, Type::TEXT),
+                (&channel, Type::TEXT),
+                (&os.as_str(), Type::TEXT),
+                (&arch.as_str(), Type::TEXT),
+            ],
+        )
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let hub = &state.config.hub_url;
+    Ok(Some(Latest {
+        version: first.get("version"),
+        notes: first.get("notes"),
+        published_at: first.get("published_at"),
+        artifacts: rows
+            .iter()
+            .map(|r| {
+                let download_id: String = r.get("download_id");
+                LatestArtifact {
+                    artifact_id: r.get("artifact_id"),
+                    storage_key: r.get("storage_key"),
+                    download_url: format!("{hub}/api/v1/download/{download_id}"),
+                    download_id,
+                    os: os.as_str(),
+                    arch: arch.as_str(),
+                    kind: r.get("kind"),
+                    filename: r.get("filename"),
+                    size: r.get("size"),
+                    sha256: r.get("sha256"),
+                    signature: r.get("signature"),
+                    primary: r.get("is_primary"),
+                }
+            })
+            .collect(),
+    }))
+}
+
+/// Parsed `{product}/latest/{os}/{arch}?channel=&kind=` of a request.
+pub struct LatestQuery {
+    /// Product slug.
+    pub product: Slug,
+    /// Channel (default `stable`).
+    pub channel: &'static str,
+    /// OS.
+    pub os: Os,
+    /// Architecture.
+    pub arch: Arch,
+    /// Requested kind.
+    pub kind: Option<String>,
+}
+
+impl LatestQuery {
+    /// Parses path and query parameters.
+    pub fn parse(req: &ApiRequest) -> Result<Self, ApiError> {
+        Ok(LatestQuery {
+            product: Slug::parse("product", req.param("product"))?,
+            channel: parse_channel(req.query("channel").as_deref().unwrap_or("stable"))?,
+            os: Os::parse(req.param("os"))?,
+            arch: Arch::parse(req.param("arch"))?,
+            kind: req.query("kind").map(|k| parse_kind(&k)).transpose()?,
+        })
+    }
+
+    /// Resolves the channel's release and the artifact (`kind`, else primary), or 404.
+    pub async fn resolve(
+        &self,
+        state: &AppState,
+        db: &impl Sql,
+    ) -> Result<(Latest, LatestArtifact), ApiError> {
+        let not_found = || {
+            ApiError::not_found(format!(
+                "{} has no release on {} for {}/{}{}",
+                self.product,
+                self.channel,
+                self.os.as_str(),
+                self.arch.as_str(),
+                self.kind
+                    .as_deref()
+                    .map(|k| format!(" of kind {k}"))
+                    .unwrap_or_default()
+            ))
+        };
+        let latest = lookup_latest(
+            state,
+            db,
+            self.product.as_str(),
+            self.channel,
+            self.os,
+            self.arch,
+        )
+        .await?
+        .ok_or_else(not_found)?;
+        let artifact = match &self.kind {
+            Some(kind) => latest.artifacts.iter().find(|a| &a.kind == kind),
+            None => latest
+                .artifacts
+                .iter()
+                .find(|a| a.primary)
+                .or(latest.artifacts.first()),
+        }
+        .cloned()
+        .ok_or_else(not_found)?;
+        Ok((latest, artifact))
+    }
+}
+
+/// `GET /api/v1/releases/{product}/latest/{os}/{arch}?channel=stable&kind=`.
+pub async fn latest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let q = LatestQuery::parse(&req)?;
+    let conn = state.db.conn().await?;
+    let (latest, artifact) = q.resolve(&state, &conn).await?;
+    let body = json!({
+        "product": q.product.as_str(),
+        "channel": q.channel,
+        "version": latest.version,
+        "notes": latest.notes,
+        "publishedAt": latest.published_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "artifact": artifact,
+        "artifacts": latest.artifacts,
+    });
+    respond::cached_json(&req, &body, public_cache(&state))
+}
+
+/// `GET /api/v1/releases/{product}?limit=&cursor=`: history, newest first.
+pub async fn list(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("product", req.param("product"))?;
+    let (cursor, limit) = pagination(&req)?;
+    let conn = state.db.conn().await?;
+    let product = products::get(&conn, slug.as_str()).await?;
+    let page = releases::page(&conn, product.id, cursor, limit).await?;
+    let next = (page.len() as i64 == limit)
+        .then(|| page.last().map(|(r, _)| r.id.to_string()))
+        .flatten();
+    let items: Vec<_> = page
+        .iter()
+        .map(|(r, count)| {
+            json!({
+                "version": r.version, "notes": r.notes,
+                "publishedAt": r.published_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "yanked": r.yanked_at.is_some(), "artifactCount": count,
+            })
+        })
+        .collect();
+    respond::cached_json(
+        &req,
+        &json!({ "product": product.slug, "releases": items, "nextCursor": next }),
+        public_cache(&state),
+    )
+}
+
+/// `GET /api/v1/releases/{product}/{version}`.
+pub async fn detail(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("product", req.param("product"))?;
+    let version = Version::parse(req.param("version"))?;
+    let conn = state.db.conn().await?;
+    let product = products::get(&conn, slug.as_str()).await?;
+    let release = releases::get(&conn, product.id, &product.slug, &version.to_string()).await?;
+    let artifacts = releases::artifacts(&conn, release.id).await?;
+    respond::cached_json(
+        &req,
+        &ReleaseView::new(&state.config.hub_url, &product.slug, &release, &artifacts),
+        public_cache(&state),
+    )
+}
+
+async fn set_yanked(state: Arc<AppState>, req: ApiRequest, yanked: bool) -> ApiResult {
+    let slug = Slug::parse("product", req.param("product"))?;
+    let version = Version::parse(req.param("version"))?.to_string();
+    let mut conn = state.db.conn().await?;
+    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
+    principal.require_app(slug.as_str(), Scope::Yank, None)?;
+    let product = products::get(&conn, slug.as_str()).await?;
+    let tx = conn.transaction().await?;
+    let release = releases::get_for_update(&tx, product.id, &product.slug, &version).await?;
+    if yanked {
+        let pointing = channels::pointing_at(&tx, release.id).await?;
+        if !pointing.is_empty() {
+            return Err(ApiError::conflict(
+                "channel_points_here",
+                format!(
+                    "{} {version} is served by channel {}; move the channel first",
+                    product.slug,
+                    pointing.join(", ")
+                ),
+            )
+            .with_extra(json!({ "channels": pointing })));
+        }
+    }
+    let changed = release.yanked_at.is_some() != yanked;
+    let release = releases::set_yanked(&tx, release.id, yanked).await?;
+    if changed {
+        let actor = Actor {
+            name: principal.actor(),
+            token_id: Some(principal.token_id),
+        };
+        let action = if yanked {
+            "release.yank"
+        } else {
+            "release.unyank"
+        };
+        audit::record(
+            &tx,
+            &actor,
+            action,
+            &format!("{}@{version}", product.slug),
+            json!({}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let artifacts = releases::artifacts(&conn, release.id).await?;
+    respond::json(
+        StatusCode::OK,
+        &ReleaseView::new(&state.config.hub_url, &product.slug, &release, &artifacts),
+    )
+}
+
+/// `POST /api/v1/releases/{product}/{version}/yank`.
+pub async fn yank(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    set_yanked(state, req, true).await
+}
+
+/// `POST /api/v1/releases/{product}/{version}/unyank`.
+pub async fn unyank(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    set_yanked(state, req, false).await
+}
