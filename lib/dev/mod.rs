@@ -31,14 +31,15 @@ impl RunAs {
         for wanted in ["postgres", "nobody"] {
             for line in passwd.lines() {
                 let f: Vec<&str> = line.split(':').collect();
-                if f.len() > 3 && f[0] == wanted {
-                    if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
-                        return Ok(Some(RunAs {
-                            user: wanted.to_owned(),
-                            uid,
-                            gid,
-                        }));
-                    }
+                if f.len() > 3
+                    && f[0] == wanted
+                    && let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse())
+                {
+                    return Ok(Some(RunAs {
+                        user: wanted.to_owned(),
+                        uid,
+                        gid,
+                    }));
                 }
             }
         }

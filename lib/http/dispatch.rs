@@ -51,19 +51,31 @@ fn request_id(parts: &Parts) -> String {
 }
 
 fn single_route_params(route: &Route, parts: &Parts) -> Option<Vec<(&'static str, String)>> {
-    if let Some(params) = route.match_path(parts.uri.path()) {
-        return Some(params);
-    }
     let query = parts.uri.query().unwrap_or("");
-    route
-        .param_names()
-        .map(|name| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| (name, v.into_owned()))
-                .filter(|(_, v)| !v.is_empty() && !v.contains('/'))
-        })
-        .collect()
+    let from_query = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty() && !v.contains('/'))
+    };
+    match route.match_path(parts.uri.path()) {
+        // The original path; a segment still holding its file placeholder (`[product]`)
+        // means the platform invoked the file path and put the value in the query.
+        Some(params) => params
+            .into_iter()
+            .map(|(name, value)| {
+                if value == format!("[{name}]") {
+                    from_query(name).map(|v| (name, v))
+                } else {
+                    Some((name, value))
+                }
+            })
+            .collect(),
+        None => route
+            .param_names()
+            .map(|name| from_query(name).map(|v| (name, v)))
+            .collect(),
+    }
 }
 
 /// Routes, runs and logs one request. Never fails: every error becomes a problem response.
