@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use atlas_hub::config::{Config, Pooler, Secret};
+use atlas_hub::config::{Config, Pooler};
 use atlas_hub::db::{Db, migrate};
 use atlas_hub::dev::{postgres::LocalPostgres, s3::LocalS3};
 use atlas_hub::state::AppState;
@@ -145,15 +145,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 /// Dev-only pepper, generated once and kept beside the dev data so tokens survive restarts.
 fn dev_pepper(dir: &std::path::Path) -> Result<String, String> {
     let path = dir.join("token-pepper");
-    if let Ok(p) = std::fs::read_to_string(&path) {
-        if p.trim().len() >= 32 {
-            return Ok(p.trim().to_owned());
-        }
+    if let Ok(p) = std::fs::read_to_string(&path)
+        && p.trim().len() >= 32
+    {
+        return Ok(p.trim().to_owned());
     }
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let pepper = hex::encode(rand::random::<[u8; 32]>());
     std::fs::write(&path, &pepper).map_err(|e| format!("{}: {e}", path.display()))?;
-    let _ = Secret::new(pepper.clone());
     Ok(pepper)
 }
 

@@ -197,13 +197,13 @@ impl Config {
         };
 
         let database_url = r.required("DATABASE_URL");
-        if !database_url.is_empty() {
-            if let Err(e) = database_url.parse::<tokio_postgres::Config>() {
-                r.problem(
-                    "DATABASE_URL",
-                    format!("not a PostgreSQL connection string ({e})"),
-                );
-            }
+        if !database_url.is_empty()
+            && let Err(e) = database_url.parse::<tokio_postgres::Config>()
+        {
+            r.problem(
+                "DATABASE_URL",
+                format!("not a PostgreSQL connection string ({e})"),
+            );
         }
         let db_pool_size = r.number("ATLAS_DB_POOL_SIZE", 4usize, 1, 64);
         let db_pooler = match r.optional("ATLAS_DB_POOLER").as_deref() {

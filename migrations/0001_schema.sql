@@ -171,21 +171,26 @@ CREATE TABLE download_counts (
 
 -- The hot lookup (launcher/runner polling) as one server-side function: its plan is cached
 -- per session even when called with unnamed statements behind a transaction pooler.
+-- Rows of the channel's release are slot 'current'; while a staged rollout is under 100%,
+-- rows of the release the other clients keep are slot 'previous'.
 CREATE FUNCTION atlas_channel_platform(p_product text, p_channel text, p_os text, p_arch text)
 RETURNS TABLE (
-    version text, notes text, published_at timestamptz,
+    slot text, rollout_percent smallint, version text, notes text, published_at timestamptz,
     artifact_id bigint, download_id text, kind text, filename text, size bigint, sha256 text,
     signature text, is_primary boolean, storage_key text
 ) LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY
-    SELECT r.version, r.notes, r.published_at,
+    SELECT s.slot, c.rollout_percent, r.version, r.notes, r.published_at,
            a.id, a.download_id, a.kind, a.filename, a.size, a.sha256, a.signature, a.is_primary,
            a.storage_key
     FROM products p
     JOIN channels c ON c.product_id = p.id AND c.name = p_channel
-    JOIN releases r ON r.id = c.release_id AND r.yanked_at IS NULL
+    CROSS JOIN LATERAL (VALUES ('current', c.release_id),
+                               ('previous', CASE WHEN c.rollout_percent < 100
+                                                 THEN c.previous_release_id END)) AS s(slot, release_id)
+    JOIN releases r ON r.id = s.release_id AND r.yanked_at IS NULL
     JOIN artifacts a ON a.release_id = r.id AND a.os = p_os AND a.arch = p_arch
     WHERE p.slug = p_product
-    ORDER BY a.is_primary DESC, a.kind;
+    ORDER BY s.slot, a.is_primary DESC, a.kind;
 END $$;

@@ -102,20 +102,20 @@ pub async fn move_pointer(
     let current_id: Option<i64> = current.get("release_id");
     let current_version: Option<String> = current.get("version");
 
-    if let Some(expected) = &m.expected {
-        if expected != &current_version {
-            return Err(ApiError::conflict(
-                "channel_moved",
-                format!(
-                    "{}/{} points at {} now, not {}; re-read the channel and retry",
-                    product.slug,
-                    m.channel,
-                    current_version.as_deref().unwrap_or("nothing"),
-                    expected.as_deref().unwrap_or("nothing"),
-                ),
-            )
-            .with_extra(serde_json::json!({ "currentVersion": current_version })));
-        }
+    if let Some(expected) = &m.expected
+        && expected != &current_version
+    {
+        return Err(ApiError::conflict(
+            "channel_moved",
+            format!(
+                "{}/{} points at {} now, not {}; re-read the channel and retry",
+                product.slug,
+                m.channel,
+                current_version.as_deref().unwrap_or("nothing"),
+                expected.as_deref().unwrap_or("nothing"),
+            ),
+        )
+        .with_extra(serde_json::json!({ "currentVersion": current_version })));
     }
     if m.target.yanked_at.is_some() {
         return Err(ApiError::conflict(

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod ids;
 pub mod products;
 pub mod releases;
+pub mod rollout;
 pub mod signature;
 pub mod tokens;
 pub mod uploads;

@@ -191,13 +191,13 @@ impl Principal {
                 scope.as_str()
             )));
         }
-        if let Some(channel) = channel {
-            if !allows(&self.channels, channel) {
-                return Err(scope_denied(format!(
-                    "token {:?} may not change channel {channel:?}",
-                    self.name
-                )));
-            }
+        if let Some(channel) = channel
+            && !allows(&self.channels, channel)
+        {
+            return Err(scope_denied(format!(
+                "token {:?} may not change channel {channel:?}",
+                self.name
+            )));
         }
         Ok(())
     }

@@ -260,10 +260,10 @@ fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
 }
 
 fn product_fields(body: ProductBody) -> Result<ProductFields, ApiError> {
-    if let Some(name) = &body.name {
-        if name.trim().is_empty() || name.len() > 100 {
-            return Err(ApiError::invalid("name must be 1 to 100 characters"));
-        }
+    if let Some(name) = &body.name
+        && (name.trim().is_empty() || name.len() > 100)
+    {
+        return Err(ApiError::invalid("name must be 1 to 100 characters"));
     }
     let required_platforms = body
         .required_platforms
@@ -273,12 +273,12 @@ fn product_fields(body: ProductBody) -> Result<ProductFields, ApiError> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    if let Some(Some(size)) = body.max_artifact_size {
-        if size <= 0 {
-            return Err(ApiError::invalid(
-                "maxArtifactSize must be a positive number of bytes",
-            ));
-        }
+    if let Some(Some(size)) = body.max_artifact_size
+        && size <= 0
+    {
+        return Err(ApiError::invalid(
+            "maxArtifactSize must be a positive number of bytes",
+        ));
     }
     let updater_public_key = match body.updater_public_key {
         Some(Some(k)) => Some(Some(signature::parse_public_key(&k)?.0)),

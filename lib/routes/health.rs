@@ -12,12 +12,20 @@ use crate::state::AppState;
 /// 200 when the database answers and its schema is not behind the code, else 503.
 pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let expected = migrate::expected_version();
-    let (database, current) = match state.db.raw_conn().await {
-        Ok(conn) => match migrate::current_version(&conn).await {
-            Ok(v) => ("ok".to_owned(), Some(v)),
-            Err(e) => (format!("error: {}", e.code), None),
-        },
-        Err(e) => (format!("error: {}", e.code), None),
+    let checked = match state.db.raw_conn().await {
+        Ok(conn) => migrate::current_version(&conn).await,
+        Err(e) => Err(e),
+    };
+    let (database, current) = match checked {
+        Ok(v) => ("ok".to_owned(), Some(v)),
+        Err(e) => {
+            eprintln!(
+                "{}",
+                json!({"level": "error", "requestId": req.request_id(), "check": "database",
+                       "code": e.code, "cause": e.cause.as_deref().unwrap_or(&e.detail)})
+            );
+            (format!("error: {}", e.code), None)
+        }
     };
     let mut healthy = current.is_some_and(|v| v >= expected);
     let schema = match current {

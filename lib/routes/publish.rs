@@ -126,18 +126,18 @@ async fn plan(
         }
         if let Some(sig) = &a.signature {
             let sig_key = signature::parse_signature(sig)?;
-            if let Some(expected) = key_id {
-                if sig_key != expected {
-                    return Err(ApiError::unprocessable(
-                        "signature_key_mismatch",
-                        format!(
-                            "{label} is signed with key {} but {} expects updater key {}",
-                            signature::key_id_hex(&sig_key),
-                            product.slug,
-                            signature::key_id_hex(&expected)
-                        ),
-                    ));
-                }
+            if let Some(expected) = key_id
+                && sig_key != expected
+            {
+                return Err(ApiError::unprocessable(
+                    "signature_key_mismatch",
+                    format!(
+                        "{label} is signed with key {} but {} expects updater key {}",
+                        signature::key_id_hex(&sig_key),
+                        product.slug,
+                        signature::key_id_hex(&expected)
+                    ),
+                ));
             }
         }
         out.push(NewArtifact {

@@ -72,15 +72,27 @@ pub struct Latest {
     pub artifacts: Vec<LatestArtifact>,
 }
 
+/// What a channel serves for one platform: its release and, during a staged rollout, the
+/// previous release the clients outside the rollout keep.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelPlatform {
+    /// Share of clients offered `current`.
+    pub rollout_percent: i16,
+    /// The channel's release (not yanked, with artifacts for the platform).
+    pub current: Option<Latest>,
+    /// The previous release, only while `rollout_percent < 100`.
+    pub previous: Option<Latest>,
+}
+
 /// The hot lookup: one call of the `atlas_channel_platform` SQL function.
-pub async fn lookup_latest(
+pub async fn lookup_channel(
     state: &AppState,
     db: &impl Sql,
     product: &str,
     channel: &str,
     os: Os,
     arch: Arch,
-) -> Result<Option<Latest>, ApiError> {
+) -> Result<ChannelPlatform, ApiError> {
     let rows = db
         .query(
             "SELECT * FROM atlas_channel_platform($1, $2, $3, $4)",
@@ -92,35 +104,42 @@ pub async fn lookup_latest(
             ],
         )
         .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
     let hub = &state.config.hub_url;
-    Ok(Some(Latest {
-        version: first.get("version"),
-        notes: first.get("notes"),
-        published_at: first.get("published_at"),
-        artifacts: rows
-            .iter()
-            .map(|r| {
-                let download_id: String = r.get("download_id");
-                LatestArtifact {
-                    artifact_id: r.get("artifact_id"),
-                    storage_key: r.get("storage_key"),
-                    download_url: format!("{hub}/api/v1/download/{download_id}"),
-                    download_id,
-                    os: os.as_str(),
-                    arch: arch.as_str(),
-                    kind: r.get("kind"),
-                    filename: r.get("filename"),
-                    size: r.get("size"),
-                    sha256: r.get("sha256"),
-                    signature: r.get("signature"),
-                    primary: r.get("is_primary"),
-                }
-            })
-            .collect(),
-    }))
+    let mut out = ChannelPlatform {
+        rollout_percent: 100,
+        ..Default::default()
+    };
+    for r in &rows {
+        out.rollout_percent = r.get("rollout_percent");
+        let slot: &str = r.get("slot");
+        let target = if slot == "current" {
+            &mut out.current
+        } else {
+            &mut out.previous
+        };
+        let latest = target.get_or_insert_with(|| Latest {
+            version: r.get("version"),
+            notes: r.get("notes"),
+            published_at: r.get("published_at"),
+            artifacts: Vec::new(),
+        });
+        let download_id: String = r.get("download_id");
+        latest.artifacts.push(LatestArtifact {
+            artifact_id: r.get("artifact_id"),
+            storage_key: r.get("storage_key"),
+            download_url: format!("{hub}/api/v1/download/{download_id}"),
+            download_id,
+            os: os.as_str(),
+            arch: arch.as_str(),
+            kind: r.get("kind"),
+            filename: r.get("filename"),
+            size: r.get("size"),
+            sha256: r.get("sha256"),
+            signature: r.get("signature"),
+            primary: r.get("is_primary"),
+        });
+    }
+    Ok(out)
 }
 
 /// Parsed `{product}/latest/{os}/{arch}?channel=&kind=` of a request.
@@ -168,7 +187,7 @@ impl LatestQuery {
                     .unwrap_or_default()
             ))
         };
-        let latest = lookup_latest(
+        let latest = lookup_channel(
             state,
             db,
             self.product.as_str(),
@@ -177,6 +196,7 @@ impl LatestQuery {
             self.arch,
         )
         .await?
+        .current
         .ok_or_else(not_found)?;
         let artifact = match &self.kind {
             Some(kind) => latest.artifacts.iter().find(|a| &a.kind == kind),

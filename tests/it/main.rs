@@ -1,6 +1,9 @@
 //! Integration tests: real PostgreSQL, a real S3 protocol server, the real binaries over HTTP.
 //! One module per area, laid out like the routes.
 
+mod api;
 mod support;
 
 mod foundation;
+mod layout;
+mod releases;

@@ -253,7 +253,8 @@ pub fn client() -> reqwest::Client {
 /// Runs `curl` with `args`, returning (exit success, stdout).
 pub fn curl(args: &[&str]) -> (bool, String) {
     let out = Command::new("curl")
-        .args(["-sS"])
+        // A stalled transfer fails the test instead of hanging the whole run.
+        .args(["-sS", "--max-time", "60"])
         .args(args)
         .output()
         .expect("curl must be installed");
@@ -281,4 +282,112 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Project root.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A Hub configuration on `database_url` and the shared S3 store, as a function reads it.
+pub fn config(database_url: &str, extra: &[(&str, &str)]) -> atlas_hub::config::Config {
+    let s = services();
+    let mut vars: std::collections::HashMap<String, String> = [
+        ("DATABASE_URL", database_url),
+        ("ATLAS_HUB_URL", "http://127.0.0.1:9"),
+        ("ATLAS_S3_ENDPOINT", s.s3_endpoint.as_str()),
+        ("ATLAS_S3_BUCKET", "unused"),
+        ("ATLAS_S3_ACCESS_KEY_ID", atlas_hub::dev::s3::ACCESS_KEY),
+        ("ATLAS_S3_SECRET_ACCESS_KEY", atlas_hub::dev::s3::SECRET_KEY),
+        ("ATLAS_TOKEN_PEPPER", PEPPER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    atlas_hub::config::Config::from_lookup(&|k| vars.get(k).cloned()).expect("test config")
+}
+
+/// The path of a function binary built from `api/` (`[[bin]]` name `bin`).
+pub fn function_binary(bin: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_atlas-hub")).with_file_name(bin)
+}
+
+/// One `api/` function binary started alone, as Vercel runs it (`VERCEL_DEV_PORT`).
+pub struct Function {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// Where its stderr (the request log) goes.
+    pub log_path: PathBuf,
+    child: Child,
+}
+
+impl Function {
+    /// Starts the `[[bin]]` named `bin` on `database_url`, with its own empty bucket.
+    pub fn start(bin: &str, database_url: &str) -> Function {
+        let s = services();
+        let bucket = unique_name("fn").replace('_', "-");
+        std::fs::create_dir_all(s.s3_root.join(&bucket)).unwrap();
+        let logs = work_dir().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log_path = logs.join(format!("{bucket}-{bin}.log"));
+        let port = free_port().unwrap();
+        let mut child = Command::new(function_binary(bin))
+            .env("VERCEL_DEV_PORT", port.to_string())
+            .env("DATABASE_URL", database_url)
+            .env("ATLAS_HUB_URL", format!("http://127.0.0.1:{port}"))
+            .env("ATLAS_S3_ENDPOINT", &s.s3_endpoint)
+            .env("ATLAS_S3_BUCKET", &bucket)
+            .env("ATLAS_S3_ACCESS_KEY_ID", atlas_hub::dev::s3::ACCESS_KEY)
+            .env("ATLAS_S3_SECRET_ACCESS_KEY", atlas_hub::dev::s3::SECRET_KEY)
+            .env("ATLAS_TOKEN_PEPPER", PEPPER)
+            .env_remove("ATLAS_STORAGE")
+            .env_remove("ATLAS_DB_POOLER")
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env_remove("VERCEL_IPC_PATH")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn function {bin}: {e}"));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let expected = format!("Dev server listening: {port}");
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.trim() == expected => break,
+                Some(Ok(_)) => continue,
+                _ => panic!(
+                    "function {bin} exited before listening; stderr: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                ),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Function {
+            url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            child,
+        }
+    }
+
+    /// `self.url + path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Its request log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON log lines carrying `request_id` (there should be exactly one per request).
+pub fn log_lines_for(log: &str, request_id: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["requestId"] == request_id && v.get("status").is_some())
+        .collect()
 }

@@ -1,0 +1,273 @@
+//! Client-side steps of the release flow, as CI and operators perform them.
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+
+use crate::support::{TestHub, client, curl, sha256_hex, temp_file};
+
+/// Creates an admin token with the CLI against the Hub's database.
+pub fn admin_token(hub: &TestHub) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
+        .args(["admin", "create-token", "--name", "operator"])
+        .env("DATABASE_URL", &hub.database_url)
+        .env("ATLAS_TOKEN_PEPPER", crate::support::PEPPER)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("atlas_admin_"), "{token}");
+    token
+}
+
+/// Sends a JSON request with a bearer token; returns (status, body or null).
+pub async fn call(
+    hub: &TestHub,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = client().request(method.parse().unwrap(), hub.at(path));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A product with `requiredPlatforms`.
+pub async fn create_product(hub: &TestHub, admin: &str, slug: &str, extra: Value) -> Value {
+    let mut body = json!({"slug": slug, "name": slug});
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    let (status, product) = call(
+        hub,
+        "POST",
+        "/api/v1/admin/products",
+        Some(admin),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+    product
+}
+
+/// An app token for `products` with every scope unless `scopes` says otherwise.
+pub async fn app_token(
+    hub: &TestHub,
+    admin: &str,
+    products: &[&str],
+    scopes: &[&str],
+    channels: &[&str],
+) -> String {
+    let mut body = json!({"name": "ci", "kind": "app", "products": products, "scopes": scopes});
+    if !channels.is_empty() {
+        body["channels"] = json!(channels);
+    }
+    let (status, created) =
+        call(hub, "POST", "/api/v1/admin/tokens", Some(admin), Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created["token"].as_str().unwrap().to_owned()
+}
+
+/// All four app scopes.
+pub const ALL_SCOPES: &[&str] = &["upload", "publish", "promote", "yank"];
+
+/// A file to publish.
+pub struct Artifact {
+    pub os: &'static str,
+    pub arch: &'static str,
+    pub kind: &'static str,
+    pub filename: String,
+    pub bytes: Vec<u8>,
+    pub signature: Option<String>,
+    pub primary: Option<bool>,
+}
+
+impl Artifact {
+    pub fn new(os: &'static str, arch: &'static str, kind: &'static str, content: &str) -> Self {
+        Artifact {
+            os,
+            arch,
+            kind,
+            filename: format!("app-{os}-{arch}.{kind}"),
+            bytes: content.as_bytes().repeat(1000),
+            signature: None,
+            primary: None,
+        }
+    }
+    pub fn sha256(&self) -> String {
+        sha256_hex(&self.bytes)
+    }
+}
+
+/// Presigns `a` for `product`@`version`; returns the presign response.
+pub async fn presign(
+    hub: &TestHub,
+    token: &str,
+    product: &str,
+    version: &str,
+    a: &Artifact,
+) -> (u16, Value) {
+    call(
+        hub,
+        "POST",
+        "/api/v1/storage/presign",
+        Some(token),
+        Some(json!({
+            "product": product, "version": version, "os": a.os, "arch": a.arch, "kind": a.kind,
+            "filename": a.filename, "size": a.bytes.len(), "sha256": a.sha256(),
+            "contentType": "application/octet-stream",
+        })),
+    )
+    .await
+}
+
+/// Uploads `bytes` with curl to the presigned URL with exactly the returned headers;
+/// returns curl's HTTP status.
+pub fn curl_upload(presigned: &Value, bytes: &[u8]) -> u16 {
+    curl_upload_with(presigned, bytes, &[])
+}
+
+/// Like [`curl_upload`], with some returned headers replaced by `overrides`.
+pub fn curl_upload_with(presigned: &Value, bytes: &[u8], overrides: &[(&str, &str)]) -> u16 {
+    let file = temp_file("upload.bin", bytes);
+    let mut args: Vec<String> = vec![
+        "-o".into(),
+        "/dev/null".into(),
+        "-w".into(),
+        "%{http_code}".into(),
+        "-X".into(),
+        "PUT".into(),
+        "-T".into(),
+        file.display().to_string(),
+    ];
+    for (k, v) in presigned["uploadHeaders"].as_object().unwrap() {
+        let v = overrides
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| v.as_str().unwrap());
+        args.push("-H".into());
+        args.push(format!("{k}: {v}"));
+    }
+    args.push(presigned["url"].as_str().unwrap().to_owned());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, out) = curl(&refs);
+    out.trim().parse().unwrap_or(0)
+}
+
+/// Presigns and uploads each artifact; returns publish entries.
+pub async fn upload_all(
+    hub: &TestHub,
+    token: &str,
+    product: &str,
+    version: &str,
+    artifacts: &[Artifact],
+) -> Vec<Value> {
+    let mut entries = Vec::new();
+    for a in artifacts {
+        let (status, p) = presign(hub, token, product, version, a).await;
+        assert_eq!(status, 200, "{p}");
+        if !p["alreadyUploaded"].as_bool().unwrap() {
+            assert_eq!(curl_upload(&p, &a.bytes), 200, "upload of {}", a.filename);
+        }
+        let mut e = json!({
+            "uploadId": p["uploadId"], "os": a.os, "arch": a.arch, "kind": a.kind,
+            "size": a.bytes.len(), "sha256": a.sha256(),
+        });
+        if let Some(s) = &a.signature {
+            e["signature"] = json!(s);
+        }
+        if let Some(p) = a.primary {
+            e["primary"] = json!(p);
+        }
+        entries.push(e);
+    }
+    entries
+}
+
+/// Uploads and publishes; returns (status, body).
+pub async fn publish(
+    hub: &TestHub,
+    token: &str,
+    product: &str,
+    version: &str,
+    channel: Option<&str>,
+    artifacts: &[Artifact],
+) -> (u16, Value) {
+    let entries = upload_all(hub, token, product, version, artifacts).await;
+    let mut body = json!({"version": version, "notes": "release notes", "artifacts": entries});
+    if let Some(c) = channel {
+        body["channel"] = json!(c);
+    }
+    call(
+        hub,
+        "POST",
+        &format!("/api/v1/releases/{product}/publish"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+/// Moves a channel.
+pub async fn move_channel(
+    hub: &TestHub,
+    token: &str,
+    product: &str,
+    channel: &str,
+    body: Value,
+) -> (u16, Value) {
+    call(
+        hub,
+        "PUT",
+        &format!("/api/v1/releases/{product}/channels/{channel}"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+/// The version `channel` serves for a platform, or None on 404.
+pub async fn latest_version(
+    hub: &TestHub,
+    product: &str,
+    channel: &str,
+    os: &str,
+    arch: &str,
+) -> Option<String> {
+    let (status, body) = call(
+        hub,
+        "GET",
+        &format!("/api/v1/releases/{product}/latest/{os}/{arch}?channel={channel}"),
+        None,
+        None,
+    )
+    .await;
+    match status {
+        200 => Some(body["version"].as_str().unwrap().to_owned()),
+        404 => None,
+        other => panic!("latest answered {other}: {body}"),
+    }
+}
+
+/// Counts rows of `table` in the Hub's database matching `filter`.
+pub async fn count_rows(hub: &TestHub, table: &str, filter: &str) -> i64 {
+    let db = crate::support::connect(&hub.database_url).await;
+    db.query_one(&format!("SELECT count(*) FROM {table} WHERE {filter}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
