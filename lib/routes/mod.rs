@@ -5,9 +5,11 @@ pub mod admin;
 pub mod channels;
 pub mod download;
 pub mod health;
+pub mod installer;
 pub mod presign;
 pub mod publish;
 pub mod releases;
+pub mod updater;
 
 use http::Method;
 
@@ -139,5 +141,24 @@ pub static ROUTES: &[Route] = &[
         methods: &[(Method::GET, handler!(download::latest))],
         api_file: "api/download/[product]/latest/[os]/[arch].rs",
         bin: "download_latest",
+    },
+    // Runtime consumers.
+    Route {
+        pattern: "/download/runner/install",
+        methods: &[(Method::GET, handler!(installer::get))],
+        api_file: "api/download/runner/install.rs",
+        bin: "download_runner_install",
+    },
+    Route {
+        pattern: "/api/v1/updater/{product}/{target}/{arch}/{currentVersion}",
+        methods: &[(Method::GET, handler!(updater::dynamic))],
+        api_file: "api/v1/updater/[product]/[target]/[arch]/[currentVersion].rs",
+        bin: "updater",
+    },
+    Route {
+        pattern: "/api/v1/updater/{product}/{channel}/latest.json",
+        methods: &[(Method::GET, handler!(updater::manifest))],
+        api_file: "api/v1/updater/[product]/[channel]/latest.json.rs",
+        bin: "updater_manifest",
     },
 ];

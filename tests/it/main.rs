@@ -4,6 +4,7 @@
 mod api;
 mod support;
 
+mod consumers;
 mod foundation;
 mod layout;
 mod releases;

@@ -1,0 +1,103 @@
+//! `GET /download/runner/install`: a POSIX `sh` installer for the Linux runner.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use super::releases::public_cache;
+use crate::http::{ApiRequest, ApiResult, respond};
+use crate::state::AppState;
+
+/// The script, with `@HUB_URL@` replaced by the Hub's public URL. It runs under `dash`:
+/// detects the architecture, resolves the channel's latest runner through the Hub,
+/// downloads through the Hub, verifies sha256, installs atomically, prints the version.
+const SCRIPT: &str = r#"#!/bin/sh
+# Atlas runner installer, served by the Atlas Hub.
+#   curl -fsSL @HUB_URL@/download/runner/install | sh
+# Environment: ATLAS_CHANNEL (default stable), ATLAS_INSTALL_DIR (default /usr/local/bin as
+# root, else ~/.local/bin), ATLAS_HUB_URL (default @HUB_URL@).
+set -eu
+
+hub="${ATLAS_HUB_URL:-@HUB_URL@}"
+hub="${hub%/}"
+channel="${ATLAS_CHANNEL:-stable}"
+name="atlas-runner"
+tmp=""
+
+fail() {
+    echo "atlas-runner install: $*" >&2
+    exit 1
+}
+cleanup() {
+    if [ -n "$tmp" ] && [ -e "$tmp" ]; then rm -f "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+[ "$(uname -s)" = "Linux" ] || fail "the runner is for Linux; this is $(uname -s)"
+machine="$(uname -m)"
+case "$machine" in
+    x86_64 | amd64) arch=x86_64 ;;
+    aarch64 | arm64) arch=aarch64 ;;
+    *) fail "unsupported architecture: $machine (supported: x86_64, aarch64)" ;;
+esac
+
+command -v curl >/dev/null 2>&1 || fail "curl is required"
+if command -v sha256sum >/dev/null 2>&1; then
+    sha256() { sha256sum "$1" | cut -d ' ' -f 1; }
+elif command -v shasum >/dev/null 2>&1; then
+    sha256() { shasum -a 256 "$1" | cut -d ' ' -f 1; }
+else
+    fail "sha256sum or shasum is required"
+fi
+
+if [ -n "${ATLAS_INSTALL_DIR:-}" ]; then
+    dir="$ATLAS_INSTALL_DIR"
+elif [ "$(id -u)" = "0" ]; then
+    dir=/usr/local/bin
+else
+    [ -n "${HOME:-}" ] || fail "HOME is not set; set ATLAS_INSTALL_DIR"
+    dir="$HOME/.local/bin"
+fi
+
+meta="$(curl -fsS --retry 3 "$hub/api/v1/releases/runner/latest/linux/$arch?channel=$channel")" \
+    || fail "no runner release on channel $channel for linux/$arch at $hub"
+
+# The Hub's JSON is compact; "artifact":{...} (the primary artifact) holds no nested object.
+artifact="$(printf '%s' "$meta" | sed -n 's/.*"artifact":{\([^}]*\)}.*/\1/p')"
+field() {
+    printf '%s' "$1" | sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p"
+}
+version="$(field "$meta" version)"
+sha="$(field "$artifact" sha256)"
+download_id="$(field "$artifact" downloadId)"
+[ -n "$version" ] && [ -n "$sha" ] && [ -n "$download_id" ] \
+    || fail "unexpected answer from $hub (is it an Atlas Hub?)"
+
+mkdir -p "$dir" || fail "cannot create $dir"
+tmp="$(mktemp "$dir/.$name.XXXXXX")" || fail "cannot write to $dir"
+curl -fsSL --retry 3 -o "$tmp" "$hub/api/v1/download/$download_id" \
+    || fail "download of runner $version failed"
+actual="$(sha256 "$tmp")"
+[ "$actual" = "$sha" ] || fail "checksum mismatch for runner $version: expected $sha, got $actual"
+chmod 0755 "$tmp"
+mv -f "$tmp" "$dir/$name" || fail "cannot install into $dir"
+tmp=""
+echo "installed atlas-runner $version ($channel, linux/$arch) to $dir/$name"
+"#;
+
+/// The installer script with this Hub's URL.
+pub fn script(hub_url: &str) -> String {
+    SCRIPT.replace("@HUB_URL@", hub_url)
+}
+
+/// Serves the installer.
+pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    Ok(respond::cached(
+        &req,
+        StatusCode::OK,
+        "text/x-shellscript; charset=utf-8",
+        Some(script(&state.config.hub_url).into_bytes()),
+        public_cache(&state),
+    ))
+}
