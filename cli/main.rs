@@ -1,6 +1,9 @@
-//! `atlas-hub`: run the Hub locally, apply migrations, bootstrap admin tokens.
+//! `atlas-hub`: run the Hub locally, apply migrations, bootstrap admin tokens, and the
+//! release client CI and operators use against a Hub (publish, promote, roll back, yank,
+//! pack deploy, verify).
 
 mod admin;
+mod client;
 mod serve;
 
 use std::process::ExitCode;
@@ -24,6 +27,16 @@ enum Command {
     /// Operator commands that need database access.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Publish, promote, roll back, yank and inspect releases on a Hub (ATLAS_HUB_URL,
+    /// ATLAS_APP_DEPLOY_TOKEN).
+    #[command(subcommand)]
+    Release(client::release::ReleaseCommand),
+    /// Deploy content packs (GitHub OIDC inside Actions, else ATLAS_PACK_DEPLOY_TOKEN).
+    #[command(subcommand)]
+    Pack(client::pack::PackCommand),
+    /// Check a deployed Hub: health, latest lookups, download redirects, runner installer,
+    /// updater endpoints. Prints a pass/fail table; exits non-zero on any failure.
+    Verify(client::verify::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -49,6 +62,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate => migrate().await,
             Command::Admin(AdminCommand::CreateToken(args)) => admin::create_token(args).await,
+            Command::Release(command) => client::release::run(command).await,
+            Command::Pack(command) => client::pack::run(command).await,
+            Command::Verify(args) => client::verify::run(args).await,
         }
     });
     match result {
