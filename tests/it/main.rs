@@ -4,6 +4,7 @@
 mod api;
 mod support;
 
+mod cli;
 mod consumers;
 mod foundation;
 mod layout;
