@@ -69,6 +69,24 @@ pub enum Pooler {
 pub enum StorageConfig {
     /// Any S3-compatible API (Cloudflare R2, AWS S3, s3s-fs locally).
     S3(S3Config),
+    /// Vercel Blob (`ATLAS_STORAGE=vercel-blob`).
+    VercelBlob(BlobConfig),
+}
+
+/// Vercel Blob settings.
+#[derive(Debug, Clone)]
+pub struct BlobConfig {
+    /// `BLOB_READ_WRITE_TOKEN`: the store's read-write token. It signs per-artifact client
+    /// tokens and authorises metadata lookups; it never leaves the Hub.
+    pub read_write_token: Secret,
+    /// The store id inside the token (checked against `BLOB_STORE_ID` when that is set).
+    pub store_id: String,
+    /// `VERCEL_BLOB_API_URL`: the Blob API, as the official SDK reads it (default
+    /// `https://vercel.com/api/blob`; tests point it at a local Blob-compatible server).
+    pub api_url: String,
+    /// `ATLAS_BLOB_PUBLIC_URL`: base of the store's public blob URLs, where downloads are
+    /// redirected (default `https://<storeid>.public.blob.vercel-storage.com`).
+    pub public_url: String,
 }
 
 /// S3-compatible storage settings.
@@ -227,13 +245,7 @@ impl Config {
 
         let storage = match r.optional("ATLAS_STORAGE").as_deref() {
             None | Some("s3") => StorageConfig::S3(read_s3(&mut r)),
-            Some("vercel-blob") => {
-                r.problem(
-                    "ATLAS_STORAGE",
-                    "vercel-blob is not available in this build; use s3",
-                );
-                StorageConfig::S3(read_s3(&mut r))
-            }
+            Some("vercel-blob") => StorageConfig::VercelBlob(read_blob(&mut r)),
             Some(other) => {
                 r.problem(
                     "ATLAS_STORAGE",
@@ -298,6 +310,70 @@ fn read_s3(r: &mut Reader<'_>) -> S3Config {
     }
 }
 
+fn read_blob(r: &mut Reader<'_>) -> BlobConfig {
+    use crate::storage::blob;
+    const TOKEN: &str = "BLOB_READ_WRITE_TOKEN";
+    let read_write_token = r.optional(TOKEN).unwrap_or_default();
+    let store_id = if read_write_token.is_empty() {
+        r.problem(
+            TOKEN,
+            "missing: ATLAS_STORAGE=vercel-blob needs the store's read-write token",
+        );
+        String::new()
+    } else {
+        match blob::store_id_of_read_write_token(&read_write_token) {
+            Ok(id) => id.to_owned(),
+            Err(why) => {
+                r.problem(TOKEN, why);
+                String::new()
+            }
+        }
+    };
+    // The official SDK's variable; when set it must name the token's store.
+    if let Some(named) = r.optional("BLOB_STORE_ID") {
+        let named = named.strip_prefix("store_").unwrap_or(&named).to_owned();
+        if !blob::is_store_id(&named) {
+            r.problem("BLOB_STORE_ID", "not a store id (letters and digits)");
+        } else if !store_id.is_empty() && named != store_id {
+            r.problem(
+                "BLOB_STORE_ID",
+                format!(
+                    "unknown store id {named:?}: BLOB_READ_WRITE_TOKEN belongs to store {store_id:?}"
+                ),
+            );
+        }
+    }
+    let api_url = match r.optional("VERCEL_BLOB_API_URL") {
+        Some(u) => r.url("VERCEL_BLOB_API_URL", &u),
+        None => blob::DEFAULT_API_URL.to_owned(),
+    };
+    let public_url = match r.optional("ATLAS_BLOB_PUBLIC_URL") {
+        Some(u) => {
+            let u = r.url("ATLAS_BLOB_PUBLIC_URL", &u);
+            let host = u.split("://").nth(1).unwrap_or("").split('/').next();
+            if let Some(named) = host
+                .and_then(|h| h.strip_suffix(".public.blob.vercel-storage.com"))
+                .filter(|n| !store_id.is_empty() && !n.eq_ignore_ascii_case(&store_id))
+            {
+                r.problem(
+                    "ATLAS_BLOB_PUBLIC_URL",
+                    format!(
+                        "unknown store id {named:?}: BLOB_READ_WRITE_TOKEN belongs to store {store_id:?}"
+                    ),
+                );
+            }
+            u
+        }
+        None => blob::default_public_url(&store_id),
+    };
+    BlobConfig {
+        read_write_token: Secret(read_write_token),
+        store_id,
+        api_url,
+        public_url,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,7 +404,9 @@ mod tests {
         assert_eq!(c.db_pool_size, 4);
         assert_eq!(c.db_pooler, Pooler::None);
         assert_eq!(c.oidc_issuer, GITHUB_OIDC_ISSUER);
-        let StorageConfig::S3(s3) = &c.storage;
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("s3 is the default storage")
+        };
         assert!(s3.force_path_style);
         assert_eq!(s3.region, "auto");
     }
@@ -364,5 +442,94 @@ mod tests {
         assert!(!printed.contains("0123456789abcdef"), "{printed}");
         assert!(!printed.contains("\"secret\""), "{printed}");
         assert!(printed.contains("[redacted]"));
+    }
+
+    const BLOB_TOKEN: &str = "vercel_blob_rw_AbCd1234EfGh5678_s3cr3tS3cr3tS3cr3tS3cr3t";
+
+    fn blob_env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars: Vec<(&str, &str)> = GOOD
+            .iter()
+            .filter(|(k, _)| !k.contains("_S3_"))
+            .copied()
+            .collect();
+        vars.push(("ATLAS_STORAGE", "vercel-blob"));
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    #[test]
+    fn vercel_blob_needs_only_its_token_and_defaults_like_the_sdk() {
+        let c = config(&blob_env(&[("BLOB_READ_WRITE_TOKEN", BLOB_TOKEN)])).unwrap();
+        let StorageConfig::VercelBlob(b) = &c.storage else {
+            panic!("expected vercel-blob: {:?}", c.storage)
+        };
+        assert_eq!(b.store_id, "AbCd1234EfGh5678");
+        assert_eq!(b.api_url, "https://vercel.com/api/blob");
+        assert_eq!(
+            b.public_url,
+            "https://abcd1234efgh5678.public.blob.vercel-storage.com"
+        );
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+
+        let c = config(&blob_env(&[
+            ("BLOB_READ_WRITE_TOKEN", BLOB_TOKEN),
+            ("VERCEL_BLOB_API_URL", "http://127.0.0.1:9/api/blob/"),
+            ("ATLAS_BLOB_PUBLIC_URL", "http://127.0.0.1:9/public/"),
+            ("BLOB_STORE_ID", "store_AbCd1234EfGh5678"),
+        ]))
+        .unwrap();
+        let StorageConfig::VercelBlob(b) = &c.storage else {
+            panic!("expected vercel-blob")
+        };
+        assert_eq!(b.api_url, "http://127.0.0.1:9/api/blob");
+        assert_eq!(b.public_url, "http://127.0.0.1:9/public");
+    }
+
+    #[test]
+    fn vercel_blob_token_problems_fail_at_start_without_echoing_the_token() {
+        let problems = |extra: &[(&'static str, &'static str)]| {
+            let err = config(&blob_env(extra)).unwrap_err();
+            let message = err.to_string();
+            assert!(!message.contains("s3cr3t"), "{message}");
+            // No S3 variable is required with vercel-blob.
+            assert!(!message.contains("_S3_"), "{message}");
+            err.problems
+        };
+        let missing = problems(&[]);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(missing[0].0, "BLOB_READ_WRITE_TOKEN");
+        assert!(missing[0].1.starts_with("missing"), "{missing:?}");
+
+        for bad in [
+            "s3cr3t",
+            "vercel_blob_rw_s3cr3t",
+            "vercel_blob_rw_Ab-Cd_s3cr3t",
+            "vercel_blob_client_AbCd_s3cr3t",
+        ] {
+            let p = problems(&[("BLOB_READ_WRITE_TOKEN", bad)]);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert_eq!(p[0].0, "BLOB_READ_WRITE_TOKEN", "{bad}");
+        }
+
+        let p = problems(&[
+            ("BLOB_READ_WRITE_TOKEN", BLOB_TOKEN),
+            ("BLOB_STORE_ID", "store_SomeOtherStore"),
+            (
+                "ATLAS_BLOB_PUBLIC_URL",
+                "https://otherstore.public.blob.vercel-storage.com",
+            ),
+            ("VERCEL_BLOB_API_URL", "vercel.com/api/blob"),
+        ]);
+        let vars: Vec<&str> = p.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(
+            vars,
+            [
+                "BLOB_STORE_ID",
+                "VERCEL_BLOB_API_URL",
+                "ATLAS_BLOB_PUBLIC_URL"
+            ],
+            "{p:?}"
+        );
+        assert!(p[0].1.contains("unknown store id"), "{p:?}");
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain::oidc::OidcVerifier;
 use crate::storage::Storage;
 
 /// Per-instance state: configuration, database pool, storage client.
@@ -12,6 +13,8 @@ pub struct AppState {
     pub db: Db,
     /// Object storage provider.
     pub storage: Storage,
+    /// GitHub Actions OIDC verification (keys fetched on first use).
+    pub oidc: OidcVerifier,
 }
 
 impl AppState {
@@ -19,10 +22,12 @@ impl AppState {
     pub fn new(config: Config) -> Result<Self, String> {
         let db = Db::new(&config)?;
         let storage = Storage::new(&config.storage);
+        let oidc = OidcVerifier::new(&config.oidc_issuer, config.oidc_audience.as_deref());
         Ok(Self {
             config,
             db,
             storage,
+            oidc,
         })
     }
 

@@ -1,6 +1,8 @@
 //! What the local command starts when nothing is configured: a private PostgreSQL from the
-//! OS's binaries and an S3-compatible store (s3s-fs) on loopback. Tests reuse both.
+//! OS's binaries and an S3-compatible store (s3s-fs) on loopback. Tests reuse both, and a
+//! Vercel Blob-compatible store (`blob`).
 
+pub mod blob;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod s3;

@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod channels;
 pub mod ids;
+pub mod oidc;
+pub mod packs;
 pub mod products;
 pub mod releases;
 pub mod rollout;

@@ -18,6 +18,10 @@ pub struct Upload {
     pub product_id: Option<i64>,
     /// Version (release uploads).
     pub version: Option<String>,
+    /// Pack (pack uploads).
+    pub pack_id: Option<i64>,
+    /// Build (pack uploads).
+    pub build: Option<String>,
     /// OS.
     pub os: Option<String>,
     /// Architecture.
@@ -34,8 +38,8 @@ pub struct Upload {
     pub content_type: String,
 }
 
-const COLUMNS: &str =
-    "id, storage_key, product_id, version, os, arch, kind, filename, size, sha256, content_type";
+const COLUMNS: &str = "id, storage_key, product_id, version, pack_id, build, os, arch, kind, \
+                       filename, size, sha256, content_type";
 
 fn from_row(r: &Row) -> Upload {
     Upload {
@@ -43,6 +47,8 @@ fn from_row(r: &Row) -> Upload {
         storage_key: r.get("storage_key"),
         product_id: r.get("product_id"),
         version: r.get("version"),
+        pack_id: r.get("pack_id"),
+        build: r.get("build"),
         os: r.get("os"),
         arch: r.get("arch"),
         kind: r.get("kind"),
@@ -75,17 +81,13 @@ pub async fn by_id(db: &impl Sql, id: Uuid) -> Result<Option<Upload>, ApiError> 
         .map(|r| from_row(&r)))
 }
 
-/// Records a release upload; returns the stored row (an existing one when the key raced).
-pub async fn record_release_upload(
-    db: &impl Sql,
-    u: &Upload,
-    created_by: &str,
-) -> Result<Upload, ApiError> {
+/// Records an upload; returns the stored row (an existing one when the key raced).
+pub async fn record(db: &impl Sql, u: &Upload, created_by: &str) -> Result<Upload, ApiError> {
     let row = db
         .query_opt(
             &format!(
-                "INSERT INTO uploads (id, storage_key, product_id, version, os, arch, kind, filename, size, sha256, content_type, created_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                "INSERT INTO uploads (id, storage_key, product_id, version, os, arch, kind, filename, size, sha256, content_type, created_by, pack_id, build)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (storage_key) DO NOTHING RETURNING {COLUMNS}"
             ),
             &[
@@ -101,6 +103,8 @@ pub async fn record_release_upload(
                 (&u.sha256, Type::TEXT),
                 (&u.content_type, Type::TEXT),
                 (&created_by, Type::TEXT),
+                (&u.pack_id, Type::INT8),
+                (&u.build, Type::TEXT),
             ],
         )
         .await?;

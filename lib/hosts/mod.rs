@@ -70,5 +70,8 @@ pub fn spawn_background() -> crate::http::request::Background {
 
 /// Whichever host, requests are handed to the dispatcher with this resolver for `route`.
 pub(crate) fn single(route: &'static Route) -> crate::http::dispatch::Resolve<'static> {
-    crate::http::dispatch::Resolve::Single(route)
+    crate::http::dispatch::Resolve::Single {
+        route,
+        table: crate::routes::ROUTES,
+    }
 }

@@ -31,8 +31,15 @@ pub enum Resolve<'a> {
     /// Look the path up in a whole table (the local server).
     Table(&'a [Route]),
     /// One function hosting one route: parameters from the path, else from the query
-    /// (Vercel rewrites `[param]` file segments to `?param=`).
-    Single(&'a Route),
+    /// (Vercel rewrites `[param]` file segments to `?param=`). The public path they spell is
+    /// then looked up in `table`, because Vercel orders dynamic routes by file rather than
+    /// by specificity: `/api/v1/releases/x/channels` can reach the `[version]` function.
+    Single {
+        /// The function's own route.
+        route: &'a Route,
+        /// Every route, to serve the more specific one a public path names.
+        table: &'a [Route],
+    },
 }
 
 fn request_id(parts: &Parts) -> String {
@@ -99,16 +106,24 @@ pub async fn dispatch(
     let is_head = parts.method == Method::HEAD;
 
     let found = match resolve {
-        Resolve::Table(routes) => lookup_table(routes, &parts),
-        Resolve::Single(route) => match route.handler(&parts.method) {
-            None => Err(method_not_allowed(route.allow())),
-            Some(h) => match single_route_params(route, &parts) {
-                Some(params) => Ok((route, h, params)),
-                None => Err(ApiError::not_found(format!(
-                    "no route for {}",
-                    parts.uri.path()
-                ))),
-            },
+        Resolve::Table(routes) => lookup_table(routes, &parts.method, parts.uri.path()),
+        Resolve::Single { route, table } => match single_route_params(route, &parts) {
+            Some(params) => {
+                let public = fill(route.pattern, &params);
+                match super::router::lookup(table, &parts.method, &public) {
+                    Lookup::Found(found, handler, params) => Ok((found, handler, params)),
+                    Lookup::MethodNotAllowed(allow) => Err(method_not_allowed(allow)),
+                    // A route the table does not list (embedders, tests): the function's own.
+                    Lookup::NotFound => match route.handler(&parts.method) {
+                        Some(handler) => Ok((route, handler, params)),
+                        None => Err(method_not_allowed(route.allow())),
+                    },
+                }
+            }
+            None => Err(ApiError::not_found(format!(
+                "no route for {}",
+                parts.uri.path()
+            ))),
         },
     };
 
@@ -165,15 +180,37 @@ pub async fn dispatch(
 
 type Found<'a> = (&'a Route, super::Handler, Vec<(&'static str, String)>);
 
-fn lookup_table<'a>(routes: &'a [Route], parts: &Parts) -> Result<Found<'a>, ApiError> {
-    match super::router::lookup(routes, &parts.method, parts.uri.path()) {
+fn lookup_table<'a>(
+    routes: &'a [Route],
+    method: &Method,
+    path: &str,
+) -> Result<Found<'a>, ApiError> {
+    match super::router::lookup(routes, method, path) {
         Lookup::Found(route, handler, params) => Ok((route, handler, params)),
         Lookup::MethodNotAllowed(allow) => Err(method_not_allowed(allow)),
-        Lookup::NotFound => Err(ApiError::not_found(format!(
-            "no route for {}",
-            parts.uri.path()
-        ))),
+        Lookup::NotFound => Err(ApiError::not_found(format!("no route for {path}"))),
     }
+}
+
+/// `pattern` with its `{name}` segments replaced by percent-encoded `params`.
+fn fill(pattern: &str, params: &[(&'static str, String)]) -> String {
+    pattern
+        .split('/')
+        .map(|segment| {
+            match segment
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .and_then(|name| params.iter().find(|(n, _)| *n == name))
+            {
+                Some((_, value)) => {
+                    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string()
+                }
+                None => segment.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn method_not_allowed(allow: String) -> ApiError {

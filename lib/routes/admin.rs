@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::db::{Conn, Sql};
 use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Platform, Slug, parse_channel};
+use crate::domain::packs::{self, PackFields, TrustedPublisher};
 use crate::domain::products::{self, ProductFields};
 use crate::domain::signature;
 use crate::domain::tokens::{self, Principal, Scope, TokenKind, TokenSpec};
@@ -359,5 +360,102 @@ pub async fn audit_log(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     respond::json(
         StatusCode::OK,
         &json!({ "entries": entries, "nextCursor": next }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PackBody {
+    slug: Option<String>,
+    name: Option<String>,
+    oidc_only: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    github: Option<Option<TrustedPublisher>>,
+}
+
+fn pack_fields(body: PackBody) -> Result<PackFields, ApiError> {
+    if let Some(name) = &body.name
+        && (name.trim().is_empty() || name.len() > 100)
+    {
+        return Err(ApiError::invalid("name must be 1 to 100 characters"));
+    }
+    if let Some(Some(g)) = &body.github {
+        let (owner, repo) = g.repository.split_once('/').unwrap_or(("", ""));
+        if owner.is_empty() || repo.is_empty() || repo.contains('/') {
+            return Err(ApiError::invalid("github.repository must be owner/name"));
+        }
+        if g.repository_id <= 0 || g.repository_owner_id <= 0 {
+            return Err(ApiError::invalid(
+                "github.repositoryId and github.repositoryOwnerId must be GitHub's numeric ids",
+            ));
+        }
+        if let Some(w) = &g.workflow
+            && (w.is_empty() || !(w.ends_with(".yml") || w.ends_with(".yaml")))
+        {
+            return Err(ApiError::invalid(
+                "github.workflow must be a workflow file name such as deploy.yml",
+            ));
+        }
+    }
+    Ok(PackFields {
+        name: body.name.map(|n| n.trim().to_owned()),
+        oidc_only: body.oidc_only,
+        github: body.github,
+    })
+}
+
+/// `POST /api/v1/admin/packs`.
+pub async fn create_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (mut conn, principal) = admin(&state, &req).await?;
+    let mut body: PackBody = req.json()?;
+    let slug = body
+        .slug
+        .take()
+        .ok_or_else(|| ApiError::invalid("slug is required"))?;
+    let slug = Slug::parse("slug", &slug)?;
+    let fields = pack_fields(body)?;
+    let tx = conn.transaction().await?;
+    let pack = packs::create(&tx, slug.as_str(), &fields).await?;
+    audit::record(
+        &tx,
+        &actor(&principal),
+        "pack.create",
+        slug.as_str(),
+        json!(pack),
+    )
+    .await?;
+    tx.commit().await?;
+    respond::json(StatusCode::CREATED, &pack)
+}
+
+/// `PATCH /api/v1/admin/packs/{pack}`.
+pub async fn update_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (mut conn, principal) = admin(&state, &req).await?;
+    let slug = Slug::parse("pack", req.param("pack"))?;
+    let body: PackBody = req.json()?;
+    if body.slug.as_deref().is_some_and(|s| s != slug.as_str()) {
+        return Err(ApiError::invalid("a pack's slug cannot change"));
+    }
+    let fields = pack_fields(body)?;
+    let tx = conn.transaction().await?;
+    let pack = packs::update(&tx, slug.as_str(), &fields).await?;
+    audit::record(
+        &tx,
+        &actor(&principal),
+        "pack.update",
+        slug.as_str(),
+        json!(pack),
+    )
+    .await?;
+    tx.commit().await?;
+    respond::json(StatusCode::OK, &pack)
+}
+
+/// `GET /api/v1/admin/packs`.
+pub async fn list_packs(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let (conn, _) = admin(&state, &req).await?;
+    respond::json(
+        StatusCode::OK,
+        &json!({ "packs": packs::list(&conn).await? }),
     )
 }

@@ -39,7 +39,7 @@ pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
             Ok(()) => "ok".to_owned(),
             Err(e) => {
                 healthy = false;
-                let crate::storage::StorageError::Unavailable(cause) = e;
+                let cause = e.cause();
                 eprintln!(
                     "{}",
                     json!({"level": "error", "requestId": req.request_id(), "check": "storage", "cause": cause})

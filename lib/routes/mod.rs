@@ -6,6 +6,7 @@ pub mod channels;
 pub mod download;
 pub mod health;
 pub mod installer;
+pub mod packs;
 pub mod presign;
 pub mod publish;
 pub mod releases;
@@ -156,9 +157,40 @@ pub static ROUTES: &[Route] = &[
         bin: "updater",
     },
     Route {
-        pattern: "/api/v1/updater/{product}/{channel}/latest.json",
+        pattern: "/api/v1/updater/{product}/{target}/latest.json",
         methods: &[(Method::GET, handler!(updater::manifest))],
-        api_file: "api/v1/updater/[product]/[channel]/latest.json.rs",
+        api_file: "api/v1/updater/[product]/[target]/latest.json.rs",
         bin: "updater_manifest",
+    },
+    // Packs.
+    Route {
+        pattern: "/api/v1/admin/packs",
+        methods: &[
+            (Method::GET, handler!(admin::list_packs)),
+            (Method::POST, handler!(admin::create_pack)),
+        ],
+        api_file: "api/v1/admin/packs/index.rs",
+        bin: "admin_packs",
+    },
+    Route {
+        pattern: "/api/v1/admin/packs/{pack}",
+        methods: &[(Method::PATCH, handler!(admin::update_pack))],
+        api_file: "api/v1/admin/packs/[pack].rs",
+        bin: "admin_pack",
+    },
+    Route {
+        pattern: "/api/v1/packs/{pack}/deploy",
+        methods: &[(Method::POST, handler!(packs::deploy))],
+        api_file: "api/v1/packs/[pack]/deploy.rs",
+        bin: "packs_deploy",
+    },
+    Route {
+        pattern: "/api/v1/packs/{pack}/channels/{channel}",
+        methods: &[
+            (Method::GET, handler!(packs::get_channel)),
+            (Method::PUT, handler!(packs::put_channel)),
+        ],
+        api_file: "api/v1/packs/[pack]/channels/[channel].rs",
+        bin: "packs_channel",
     },
 ];

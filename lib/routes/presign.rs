@@ -1,5 +1,6 @@
 //! `POST /api/v1/storage/presign`: the Hub derives the key, records the upload, and hands
-//! out a PUT that storage itself checks (length, sha256, no overwrite).
+//! out a PUT that storage itself checks (length, sha256, no overwrite). Release artifacts
+//! are authorised by app tokens; pack artifacts by pack tokens or GitHub OIDC.
 
 use std::sync::Arc;
 
@@ -8,12 +9,14 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::packs::{authenticate_pack, parse_build};
+use crate::db::Conn;
 use crate::domain::ids::{
     Arch, Os, Slug, Version, parse_content_type, parse_filename, parse_kind, parse_sha256,
 };
 use crate::domain::tokens::{self, Scope};
 use crate::domain::uploads::{self, Upload};
-use crate::domain::{products, releases};
+use crate::domain::{packs, products, releases};
 use crate::http::{ApiError, ApiRequest, ApiResult, respond};
 use crate::state::AppState;
 use crate::storage::UploadSpec;
@@ -37,9 +40,9 @@ struct PresignBody {
     content_type: Option<String>,
 }
 
-fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, ApiError> {
+fn required<'a>(v: &'a Option<String>, field: &str, what: &str) -> Result<&'a str, ApiError> {
     v.as_deref()
-        .ok_or_else(|| ApiError::invalid(format!("{field} is required for a release upload")))
+        .ok_or_else(|| ApiError::invalid(format!("{field} is required for a {what} upload")))
 }
 
 /// The storage key of a release artifact: derived, never chosen by the client.
@@ -54,99 +57,182 @@ pub fn release_key(
     format!("releases/{product}/{version}/{os}-{arch}/{kind}/{filename}")
 }
 
-/// Presigns one release artifact upload.
-pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let body: PresignBody = req.json()?;
-    if body.pack.is_some() || body.build.is_some() {
-        return Err(ApiError::unprocessable(
-            "packs_unsupported",
-            "pack uploads are not available on this Hub yet",
-        ));
-    }
-    let product = Slug::parse("product", required(&body.product, "product")?)?;
-    let version = Version::parse(required(&body.version, "version")?)?;
-    let os = Os::parse(required(&body.os, "os")?)?;
-    let arch = Arch::parse(required(&body.arch, "arch")?)?;
-    let kind = parse_kind(required(&body.kind, "kind")?)?;
-    let filename = parse_filename(&body.filename)?;
-    let sha256 = parse_sha256(&body.sha256)?;
-    let content_type = parse_content_type(
-        body.content_type
-            .as_deref()
-            .unwrap_or("application/octet-stream"),
-    )?;
+/// The storage key of a pack build artifact.
+pub fn pack_key(pack: &str, build: &str, filename: &str) -> String {
+    format!("packs/{pack}/{build}/{filename}")
+}
+
+/// Fields every upload declares.
+struct Declared {
+    filename: String,
+    size: i64,
+    sha256: String,
+    content_type: String,
+}
+
+fn declared(body: &PresignBody) -> Result<Declared, ApiError> {
     if body.size < 1 {
         return Err(ApiError::invalid(
             "size must be the artifact's size in bytes (at least 1)",
         ));
     }
+    Ok(Declared {
+        filename: parse_filename(&body.filename)?,
+        size: body.size,
+        sha256: parse_sha256(&body.sha256)?,
+        content_type: parse_content_type(
+            body.content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream"),
+        )?,
+    })
+}
+
+fn too_large(size: i64, owner: &str, limit: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "artifact_too_large",
+        format!("{size} bytes is over {owner}'s limit of {limit} bytes per artifact"),
+    )
+}
+
+/// Presigns one upload.
+pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let body: PresignBody = req.json()?;
+    if body.pack.is_some() {
+        pack_upload(&state, &req, &body).await
+    } else {
+        release_upload(&state, &req, &body).await
+    }
+}
+
+async fn release_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) -> ApiResult {
+    let what = "release";
+    let product = Slug::parse("product", required(&body.product, "product", what)?)?;
+    let version = Version::parse(required(&body.version, "version", what)?)?;
+    let os = Os::parse(required(&body.os, "os", what)?)?;
+    let arch = Arch::parse(required(&body.arch, "arch", what)?)?;
+    let kind = parse_kind(required(&body.kind, "kind", what)?)?;
+    let d = declared(body)?;
 
     let conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
+    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, req).await?;
     principal.require_app(product.as_str(), Scope::Upload, None)?;
     let product = products::get(&conn, product.as_str()).await?;
     let limit = product
         .max_artifact_size
         .unwrap_or(MAX_SINGLE_PUT)
         .min(MAX_SINGLE_PUT);
-    if body.size > limit {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "artifact_too_large",
-            format!(
-                "{} bytes is over {}'s limit of {limit} bytes per artifact",
-                body.size, product.slug
-            ),
-        ));
+    if d.size > limit {
+        return Err(too_large(d.size, &product.slug, limit));
     }
 
-    let version_str = version.to_string();
+    let version = version.to_string();
     let key = release_key(
         &product.slug,
-        &version_str,
+        &version,
         os.as_str(),
         arch.as_str(),
         &kind,
-        &filename,
+        &d.filename,
     );
-    if let Some(release) = releases::find(&conn, product.id, &version_str).await? {
+    if let Some(release) = releases::find(&conn, product.id, &version).await? {
         let published = releases::artifacts(&conn, release.id).await?;
         let same = published.iter().any(|a| {
             a.os == os.as_str()
                 && a.arch == arch.as_str()
                 && a.kind == kind
-                && a.filename == filename
-                && a.sha256 == sha256
+                && a.filename == d.filename
+                && a.sha256 == d.sha256
         });
         if !same {
             return Err(ApiError::conflict(
                 "version_exists",
                 format!(
-                    "{} {version_str} is already published without this artifact; publish a new version",
+                    "{} {version} is already published without this artifact; publish a new version",
                     product.slug
                 ),
             ));
         }
     }
-
     let wanted = Upload {
         id: Uuid::new_v4(),
-        storage_key: key.clone(),
+        storage_key: key,
         product_id: Some(product.id),
-        version: Some(version_str.clone()),
+        version: Some(version),
+        pack_id: None,
+        build: None,
         os: Some(os.as_str().to_owned()),
         arch: Some(arch.as_str().to_owned()),
-        kind: Some(kind.clone()),
-        filename: filename.clone(),
-        size: body.size,
-        sha256: sha256.clone(),
-        content_type: content_type.clone(),
+        kind: Some(kind),
+        filename: d.filename,
+        size: d.size,
+        sha256: d.sha256,
+        content_type: d.content_type,
     };
-    let upload = match uploads::by_key(&conn, &key).await? {
+    presign_recorded(state, &conn, wanted, &principal.actor()).await
+}
+
+async fn pack_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) -> ApiResult {
+    let what = "pack";
+    if body.product.is_some() || body.version.is_some() {
+        return Err(ApiError::invalid(
+            "send either product and version (a release upload) or pack and build, not both",
+        ));
+    }
+    let slug = Slug::parse("pack", required(&body.pack, "pack", what)?)?;
+    let build = parse_build(required(&body.build, "build", what)?)?;
+    let d = declared(body)?;
+    if d.size > MAX_SINGLE_PUT {
+        return Err(too_large(d.size, slug.as_str(), MAX_SINGLE_PUT));
+    }
+
+    let conn = state.db.conn().await?;
+    let pack = packs::get(&conn, slug.as_str()).await?;
+    let actor = authenticate_pack(state, &conn, req, &pack).await?;
+    let key = pack_key(&pack.slug, &build, &d.filename);
+    if let Some(existing) = packs::find_build(&conn, pack.id, &build).await? {
+        let stored = packs::build_artifacts(&conn, existing.id).await?;
+        if !stored
+            .iter()
+            .any(|a| a.filename == d.filename && a.sha256 == d.sha256)
+        {
+            return Err(ApiError::conflict(
+                "build_exists",
+                format!(
+                    "build {build} of {} is already deployed without this file; deploy a new build",
+                    pack.slug
+                ),
+            ));
+        }
+    }
+    let wanted = Upload {
+        id: Uuid::new_v4(),
+        storage_key: key,
+        product_id: None,
+        version: None,
+        pack_id: Some(pack.id),
+        build: Some(build),
+        os: None,
+        arch: None,
+        kind: None,
+        filename: d.filename,
+        size: d.size,
+        sha256: d.sha256,
+        content_type: d.content_type,
+    };
+    presign_recorded(state, &conn, wanted, &actor.name).await
+}
+
+/// Records the upload (or finds the one recorded for its key), then presigns the PUT.
+async fn presign_recorded(state: &AppState, conn: &Conn, wanted: Upload, actor: &str) -> ApiResult {
+    let key = wanted.storage_key.clone();
+    state.storage.check_key(&key)?;
+    let upload = match uploads::by_key(conn, &key).await? {
         Some(existing) => existing,
-        None => uploads::record_release_upload(&conn, &wanted, &principal.actor()).await?,
+        None => uploads::record(conn, &wanted, actor).await?,
     };
-    if upload.sha256 != sha256 || upload.size != body.size {
+    if upload.sha256 != wanted.sha256 || upload.size != wanted.size {
         return Err(ApiError::conflict(
             "upload_conflict",
             format!(
@@ -156,14 +242,14 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
             ),
         ));
     }
-
+    // A retry: say so when storage already holds exactly these bytes.
     let already_uploaded = if upload.id != wanted.id {
-        let expected = crate::storage::sha256_hex_to_base64(&sha256);
+        // Where storage reports no sha256 (Vercel Blob), size and pathname decide.
         state
             .storage
             .head(&key)
             .await?
-            .is_some_and(|o| o.size == body.size as u64 && o.sha256_base64 == expected)
+            .is_some_and(|o| o.verify(&key, wanted.size as u64, &wanted.sha256).is_ok())
     } else {
         false
     };
@@ -172,9 +258,9 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .presign_upload(
             &UploadSpec {
                 key: &key,
-                size: body.size as u64,
-                sha256_hex: &sha256,
-                content_type: &content_type,
+                size: wanted.size as u64,
+                sha256_hex: &wanted.sha256,
+                content_type: &wanted.content_type,
             },
             state.config.upload_url_ttl,
         )

@@ -187,7 +187,9 @@ async fn plan(
     Ok(out)
 }
 
-/// Checks every object exists in storage with the declared size and sha256.
+/// Checks every object exists in storage with the declared size and sha256 (and pathname
+/// where storage reports one). A provider that reports no sha256 (Vercel Blob) is verified
+/// on size and pathname only: see `storage::ObjectInfo::verify`.
 async fn verify_storage(state: &AppState, artifacts: &[NewArtifact]) -> Result<(), ApiError> {
     let heads = futures_util::future::join_all(
         artifacts.iter().map(|a| state.storage.head(&a.storage_key)),
@@ -201,17 +203,10 @@ async fn verify_storage(state: &AppState, artifacts: &[NewArtifact]) -> Result<(
                 format!("{label} is not in storage: PUT it to the presigned URL before publishing"),
             ));
         };
-        let expected = crate::storage::sha256_hex_to_base64(&a.sha256);
-        if object.size != a.size as u64 || object.sha256_base64 != expected {
+        if let Err(difference) = object.verify(&a.storage_key, a.size as u64, &a.sha256) {
             return Err(ApiError::unprocessable(
                 "object_mismatch",
-                format!(
-                    "{label} in storage is {} bytes with sha256 {}, not the declared {} bytes / {}",
-                    object.size,
-                    object.sha256_base64.as_deref().unwrap_or("(none)"),
-                    a.size,
-                    a.sha256
-                ),
+                format!("{label} in storage {difference}"),
             ));
         }
     }

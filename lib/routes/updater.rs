@@ -143,9 +143,11 @@ pub async fn dynamic(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 
 /// `GET /api/v1/updater/{product}/{channel}/latest.json`: Tauri's static manifest for the
 /// channel's release, with `platforms` keyed `{os}-{arch}` and `{os}-{arch}-{bundle}`.
+/// The route names the channel segment `{target}`: Vercel's file-system routing needs one
+/// name for the dynamic folder it shares with the dynamic updater's `{target}`.
 pub async fn manifest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let product = Slug::parse("product", req.param("product"))?;
-    let channel = parse_channel(req.param("channel"))?;
+    let channel = parse_channel(req.param("target"))?;
     let conn = state.db.conn().await?;
     let rows = conn
         .query(

@@ -1,11 +1,13 @@
 //! Object storage behind one interface. The Hub only presigns and inspects: artifact bytes
 //! go straight between clients and storage.
 
+pub mod blob;
 pub mod s3;
 
 use std::time::Duration;
 
 use base64::Engine;
+use http::StatusCode;
 use time::OffsetDateTime;
 
 use crate::config::StorageConfig;
@@ -31,6 +33,54 @@ pub struct ObjectInfo {
     pub size: u64,
     /// The stored sha256 checksum, base64 (as S3 reports it), when storage keeps one.
     pub sha256_base64: Option<String>,
+    /// Whether this provider reports sha256 checksums at all. `false` (Vercel Blob, whose
+    /// metadata has none) means a missing `sha256_base64` says nothing about the content:
+    /// only size and pathname can be verified.
+    pub reports_sha256: bool,
+    /// The pathname the provider's metadata names, when it reports one (Vercel Blob). S3's
+    /// HEAD answers for the key asked and does not echo it.
+    pub pathname: Option<String>,
+}
+
+/// What a successful [`ObjectInfo::verify`] compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Size and the stored sha256 (S3).
+    SizeAndSha256,
+    /// Size and pathname; the provider reports no sha256 (Vercel Blob).
+    SizeAndPathname,
+}
+
+impl ObjectInfo {
+    /// Compares the stored object with what was declared for `key`. A provider that reports
+    /// sha256 checksums must hold the declared one; one that cannot is held to size and
+    /// pathname. On a difference, says how it differs ("is …, not …").
+    pub fn verify(&self, key: &str, size: u64, sha256_hex: &str) -> Result<Verified, String> {
+        if let Some(p) = &self.pathname
+            && p != key
+        {
+            return Err(format!("is stored under pathname {p}, not {key}"));
+        }
+        if !self.reports_sha256 {
+            return if self.size == size {
+                Ok(Verified::SizeAndPathname)
+            } else {
+                Err(format!(
+                    "is {} bytes, not the declared {size} bytes (this storage reports no sha256)",
+                    self.size
+                ))
+            };
+        }
+        if self.size == size && self.sha256_base64 == sha256_hex_to_base64(sha256_hex) {
+            Ok(Verified::SizeAndSha256)
+        } else {
+            Err(format!(
+                "is {} bytes with sha256 {}, not the declared {size} bytes / {sha256_hex}",
+                self.size,
+                self.sha256_base64.as_deref().unwrap_or("(none)"),
+            ))
+        }
+    }
 }
 
 /// Everything the Hub needs to know about an upload to presign it.
@@ -50,6 +100,8 @@ pub struct UploadSpec<'a> {
 pub enum Storage {
     /// Any S3-compatible API.
     S3(s3::S3Storage),
+    /// Vercel Blob.
+    Blob(blob::BlobStorage),
 }
 
 /// Storage failures the handlers map to problems.
@@ -57,12 +109,37 @@ pub enum Storage {
 pub enum StorageError {
     /// Storage could not be reached or refused the Hub's credentials.
     Unavailable(String),
+    /// The provider cannot take this request for a reason the client can fix (e.g. a key
+    /// longer than it accepts): a precise 4xx.
+    Refused {
+        /// HTTP status of the problem.
+        status: StatusCode,
+        /// Stable machine code.
+        code: &'static str,
+        /// What to change.
+        detail: String,
+    },
+}
+
+impl StorageError {
+    /// What to log.
+    pub fn cause(&self) -> &str {
+        match self {
+            StorageError::Unavailable(cause) => cause,
+            StorageError::Refused { detail, .. } => detail,
+        }
+    }
 }
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Unavailable(cause) => ApiError::storage_unavailable(cause),
+            StorageError::Refused {
+                status,
+                code,
+                detail,
+            } => ApiError::new(status, code, detail),
         }
     }
 }
@@ -72,6 +149,15 @@ impl Storage {
     pub fn new(config: &StorageConfig) -> Self {
         match config {
             StorageConfig::S3(c) => Storage::S3(s3::S3Storage::new(c)),
+            StorageConfig::VercelBlob(c) => Storage::Blob(blob::BlobStorage::new(c)),
+        }
+    }
+
+    /// Refuses a key the provider would refuse, before the Hub records anything for it.
+    pub fn check_key(&self, key: &str) -> Result<(), StorageError> {
+        match self {
+            Storage::S3(_) => Ok(()),
+            Storage::Blob(b) => b.check_key(key),
         }
     }
 
@@ -83,10 +169,12 @@ impl Storage {
     ) -> Result<PresignedUpload, StorageError> {
         match self {
             Storage::S3(s) => s.presign_upload(spec, ttl).await,
+            Storage::Blob(b) => b.presign_upload(spec, ttl).await,
         }
     }
 
-    /// A presigned GET that downloads as `filename`.
+    /// A presigned GET that downloads as `filename` (Vercel Blob: the public blob URL, which
+    /// does not expire and names the file after the key's last segment).
     pub async fn presign_download(
         &self,
         key: &str,
@@ -95,6 +183,7 @@ impl Storage {
     ) -> Result<String, StorageError> {
         match self {
             Storage::S3(s) => s.presign_download(key, filename, ttl).await,
+            Storage::Blob(b) => b.presign_download(key, filename, ttl).await,
         }
     }
 
@@ -102,6 +191,7 @@ impl Storage {
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
         match self {
             Storage::S3(s) => s.head(key).await,
+            Storage::Blob(b) => b.head(key).await,
         }
     }
 
@@ -109,6 +199,7 @@ impl Storage {
     pub async fn check(&self) -> Result<(), StorageError> {
         match self {
             Storage::S3(s) => s.check().await,
+            Storage::Blob(b) => b.check().await,
         }
     }
 }
@@ -147,5 +238,48 @@ mod tests {
             "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         );
         assert!(sha256_hex_to_base64("abcd").is_none());
+    }
+
+    const EMPTY_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY_B64: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+
+    fn s3_object(size: u64, sha256_base64: Option<&str>) -> ObjectInfo {
+        ObjectInfo {
+            size,
+            sha256_base64: sha256_base64.map(str::to_owned),
+            reports_sha256: true,
+            pathname: None,
+        }
+    }
+
+    #[test]
+    fn s3_objects_verify_size_and_sha256() {
+        let good = s3_object(5, Some(EMPTY_B64));
+        assert_eq!(good.verify("k", 5, EMPTY_HEX), Ok(Verified::SizeAndSha256));
+        assert!(good.verify("k", 6, EMPTY_HEX).is_err());
+        let other_hex = EMPTY_HEX.replace('e', "f");
+        let err = good.verify("k", 5, &other_hex).unwrap_err();
+        assert!(err.contains(EMPTY_B64) && err.contains(&other_hex), "{err}");
+        // An S3 object stored without a checksum cannot pass.
+        let err = s3_object(5, None).verify("k", 5, EMPTY_HEX).unwrap_err();
+        assert!(err.contains("(none)"), "{err}");
+    }
+
+    #[test]
+    fn objects_without_a_sha256_verify_size_and_pathname_and_say_so() {
+        let blob = ObjectInfo {
+            size: 5,
+            sha256_base64: None,
+            reports_sha256: false,
+            pathname: Some("releases/a".into()),
+        };
+        assert_eq!(
+            blob.verify("releases/a", 5, EMPTY_HEX),
+            Ok(Verified::SizeAndPathname)
+        );
+        let err = blob.verify("releases/a", 4, EMPTY_HEX).unwrap_err();
+        assert!(err.contains("reports no sha256"), "{err}");
+        let err = blob.verify("releases/b", 5, EMPTY_HEX).unwrap_err();
+        assert!(err.contains("releases/a"), "{err}");
     }
 }

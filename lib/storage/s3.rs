@@ -121,6 +121,8 @@ impl S3Storage {
             Ok(out) => Ok(Some(ObjectInfo {
                 size: out.content_length().unwrap_or(0).max(0) as u64,
                 sha256_base64: out.checksum_sha256().map(str::to_owned),
+                reports_sha256: true,
+                pathname: None,
             })),
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
             Err(e) => Err(StorageError::Unavailable(describe(&e))),

@@ -724,3 +724,72 @@ async fn each_request_logs_one_json_line_and_never_a_secret() {
         "a secret reached the request log:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn a_database_route_on_a_database_behind_the_code_answers_503_schema_behind() {
+    let function = Function::start("releases_latest", &fresh_database(false).await);
+    let r = client()
+        .get(function.at("/api/v1/releases/launcher/latest/linux/x86_64"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "schema_behind", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("atlas-hub migrate"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_function_reached_by_a_less_specific_vercel_route_serves_the_more_specific_route() {
+    // Vercel orders dynamic routes by file: `/api/v1/releases/x/channels` and `…/x/publish`
+    // can reach the `[product]/[version]` function, with the segments in the query.
+    let hub = crate::support::TestHub::start().await;
+    let admin = crate::api::admin_token(&hub);
+    crate::api::create_product(&hub, &admin, "launcher", serde_json::json!({})).await;
+    let function = Function::start("releases_detail", &hub.database_url);
+    let r = client()
+        .get(
+            function
+                .at("/api/v1/releases/[product]/[version]/index?product=launcher&version=channels"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["channels"][0]["name"], "stable", "{body}");
+    let r = client()
+        .post(function.at("/api/v1/releases/launcher/publish"))
+        .json(&serde_json::json!({"version": "1.0.0", "artifacts": []}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["code"], "token_missing",
+        "publish was not served: {body}"
+    );
+    let r = client()
+        .get(
+            function
+                .at("/api/v1/releases/[product]/[version]/index?product=launcher&version=1.0.0"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "not_found", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no release 1.0.0"),
+        "{body}"
+    );
+}

@@ -4,8 +4,10 @@
 mod api;
 mod support;
 
+mod blob;
 mod cli;
 mod consumers;
 mod foundation;
 mod layout;
+mod packs;
 mod releases;

@@ -43,9 +43,11 @@ pub fn services() -> &'static Services {
                 .unwrap();
             rt.block_on(async move {
                 let dir = work_dir();
+                remove_stale_runs(&dir);
                 let pg_port = free_port().unwrap();
-                let pg =
-                    LocalPostgres::start(&dir.join("pg"), pg_port).expect("private PostgreSQL");
+                // One cluster per test process, so concurrent `cargo test` runs never share one.
+                let pg_dir = dir.join(format!("pg-{}", std::process::id()));
+                let pg = LocalPostgres::start(&pg_dir, pg_port).expect("private PostgreSQL");
                 let s3_root = dir.join(format!("s3-{}", std::process::id()));
                 let s3 = LocalS3::start(&s3_root, "unused", 0)
                     .await
@@ -63,6 +65,27 @@ pub fn services() -> &'static Services {
         });
         rx.recv().expect("services thread died while starting")
     })
+}
+
+/// Removes the cluster and store folders of earlier test processes that have exited.
+fn remove_stale_runs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("pg-")
+            .or_else(|| name.strip_prefix("s3-"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir.join("pg"));
 }
 
 async fn template_database(pg: &LocalPostgres) {

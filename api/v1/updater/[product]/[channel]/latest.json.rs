@@ -1,4 +1,0 @@
-//! `/api/v1/updater/{product}/{channel}/latest.json`
-fn main() -> std::process::ExitCode {
-    atlas_hub::hosts::serve_function("/api/v1/updater/{product}/{channel}/latest.json")
-}

@@ -1,0 +1,376 @@
+//! Packs: deploys (GitHub OIDC or a pack deploy token), runner resolution of pack channels,
+//! and pointer moves with compare-and-swap.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::releases::public_cache;
+use crate::db::{Conn, Sql};
+use crate::domain::audit::{self, Actor};
+use crate::domain::ids::{Slug, parse_sha256};
+use crate::domain::packs::{self, Build, NewBuildArtifact, Pack};
+use crate::domain::tokens::{self, TokenKind, scope_denied};
+use crate::domain::{oidc, uploads};
+use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::state::AppState;
+
+/// Header carrying a GitHub Actions OIDC token.
+pub const OIDC_HEADER: &str = "x-atlas-oidc-token";
+/// Header carrying a pack deploy token.
+pub const PACK_TOKEN_HEADER: &str = "x-atlas-pack-deploy-token";
+
+/// A build id: `[A-Za-z0-9][A-Za-z0-9._+-]{0,63}` (a commit, a tag, a date…).
+pub fn parse_build(s: &str) -> Result<String, ApiError> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'-'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ApiError::invalid(format!(
+            "build {s:?} is not valid: letters, digits, '.', '_', '+' and '-', at most 64 characters"
+        )))
+    }
+}
+
+/// A pack channel name: free-form, `[a-z0-9][a-z0-9._-]{0,62}`.
+pub fn parse_pack_channel(s: &str) -> Result<String, ApiError> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ApiError::invalid(format!(
+            "pack channel {s:?} is not valid: lower-case letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
+/// Authenticates a pack write: GitHub OIDC (`x-atlas-oidc-token`), a pack deploy token for
+/// exactly this pack (`x-atlas-pack-deploy-token`, refused when the pack is OIDC-only), or an
+/// operator's admin token.
+pub async fn authenticate_pack(
+    state: &AppState,
+    db: &Conn,
+    req: &ApiRequest,
+    pack: &Pack,
+) -> Result<Actor, ApiError> {
+    if let Some(token) = req.header(OIDC_HEADER) {
+        let claims = state.oidc.verify(token.trim()).await?;
+        packs::check_publisher(pack, &claims)?;
+        if !packs::consume_jti(db, &claims.jti, claims.exp).await? {
+            return Err(oidc::invalid(
+                "replayed",
+                "this OIDC token was already used; request a fresh one for every call",
+            ));
+        }
+        req.meta.set_token_id(format!("oidc:{}", claims.jti));
+        return Ok(Actor {
+            name: claims.actor(),
+            token_id: None,
+        });
+    }
+    let principal = if let Some(token) = req.header(PACK_TOKEN_HEADER) {
+        tokens::authenticate(db, &state.config.token_pepper, token.trim()).await?
+    } else if req.header("authorization").is_some() {
+        tokens::authenticate_request(db, &state.config.token_pepper, req).await?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_missing",
+            format!(
+                "pack writes need {OIDC_HEADER} (GitHub Actions OIDC) or {PACK_TOKEN_HEADER} \
+                 (set ATLAS_PACK_DEPLOY_TOKEN)"
+            ),
+        ));
+    };
+    req.meta.set_token_id(principal.token_id.to_string());
+    match principal.kind {
+        TokenKind::Admin => {}
+        TokenKind::Pack if principal.pack_id == Some(pack.id) => {
+            if pack.oidc_only {
+                return Err(scope_denied(format!(
+                    "pack {:?} accepts GitHub OIDC deploys only",
+                    pack.slug
+                )));
+            }
+        }
+        _ => {
+            return Err(scope_denied(format!(
+                "token {:?} may not deploy pack {:?}",
+                principal.name, pack.slug
+            )));
+        }
+    }
+    Ok(Actor {
+        name: principal.actor(),
+        token_id: Some(principal.token_id),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeployBody {
+    build: String,
+    channel: String,
+    artifacts: Vec<DeployArtifact>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeployArtifact {
+    upload_id: Option<Uuid>,
+    key: Option<String>,
+    filename: Option<String>,
+    size: i64,
+    sha256: String,
+}
+
+async fn resolve(
+    db: &impl Sql,
+    pack: &Pack,
+    build: &str,
+    body: &[DeployArtifact],
+) -> Result<Vec<NewBuildArtifact>, ApiError> {
+    if body.is_empty() || body.len() > 256 {
+        return Err(ApiError::invalid("artifacts must list 1 to 256 files"));
+    }
+    let mut out: Vec<NewBuildArtifact> = Vec::with_capacity(body.len());
+    for (i, a) in body.iter().enumerate() {
+        let sha256 = parse_sha256(&a.sha256)?;
+        let upload = match (&a.upload_id, &a.key) {
+            (Some(id), _) => uploads::by_id(db, *id).await?,
+            (None, Some(key)) => uploads::by_key(db, key).await?,
+            (None, None) => {
+                return Err(ApiError::invalid(format!(
+                    "artifact {i} needs uploadId or key from presign"
+                )));
+            }
+        }
+        .filter(|u| u.pack_id == Some(pack.id) && u.build.as_deref() == Some(build))
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "upload_unknown",
+                format!("artifact {i}: no presigned upload of {} build {build} matches; call /api/v1/storage/presign first", pack.slug),
+            )
+        })?;
+        if upload.size != a.size
+            || upload.sha256 != sha256
+            || a.filename.as_ref().is_some_and(|f| f != &upload.filename)
+        {
+            return Err(ApiError::unprocessable(
+                "artifact_mismatch",
+                format!(
+                    "artifact {i} does not match its presigned upload {} (filename, size, sha256 must be equal)",
+                    upload.storage_key
+                ),
+            ));
+        }
+        if out.iter().any(|o| o.filename == upload.filename) {
+            return Err(ApiError::invalid(format!(
+                "{} is listed twice",
+                upload.filename
+            )));
+        }
+        out.push(NewBuildArtifact {
+            storage_key: upload.storage_key,
+            filename: upload.filename,
+            size: upload.size,
+            sha256,
+            content_type: upload.content_type,
+        });
+    }
+    Ok(out)
+}
+
+async fn verify_storage(state: &AppState, artifacts: &[NewBuildArtifact]) -> Result<(), ApiError> {
+    let heads = futures_util::future::join_all(
+        artifacts.iter().map(|a| state.storage.head(&a.storage_key)),
+    )
+    .await;
+    for (a, head) in artifacts.iter().zip(heads) {
+        let Some(object) = head? else {
+            return Err(ApiError::unprocessable(
+                "object_missing",
+                format!(
+                    "{} is not in storage: PUT it to the presigned URL before deploying",
+                    a.filename
+                ),
+            ));
+        };
+        if let Err(how) = object.verify(&a.storage_key, a.size as u64, &a.sha256) {
+            return Err(ApiError::unprocessable(
+                "object_mismatch",
+                format!("{} in storage {how}", a.filename),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn build_view(
+    state: &AppState,
+    pack: &str,
+    channel: &str,
+    b: &Build,
+    artifacts: &[packs::BuildArtifact],
+) -> serde_json::Value {
+    let hub = &state.config.hub_url;
+    let artifacts: Vec<_> = artifacts
+        .iter()
+        .map(|a| {
+            json!({
+                "downloadId": a.download_id,
+                "downloadUrl": format!("{hub}/api/v1/download/{}", a.download_id),
+                "filename": a.filename, "size": a.size, "sha256": a.sha256,
+            })
+        })
+        .collect();
+    json!({
+        "pack": pack,
+        "channel": channel,
+        "build": b.build,
+        "deployedAt": b.deployed_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "artifacts": artifacts,
+    })
+}
+
+/// `POST /api/v1/packs/{pack}/deploy`: 201 created, 200 identical re-deploy, 409 different.
+pub async fn deploy(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("pack", req.param("pack"))?;
+    let body: DeployBody = req.json()?;
+    let build = parse_build(&body.build)?;
+    let channel = parse_pack_channel(&body.channel)?;
+
+    let mut conn = state.db.conn().await?;
+    let pack = packs::get(&conn, slug.as_str()).await?;
+    let actor = authenticate_pack(&state, &conn, &req, &pack).await?;
+    let artifacts = resolve(&conn, &pack, &build, &body.artifacts).await?;
+    let digest = packs::content_digest(&artifacts);
+
+    let existing = packs::find_build(&conn, pack.id, &build).await?;
+    if existing.is_none() {
+        verify_storage(&state, &artifacts).await?;
+    }
+    let tx = conn.transaction().await?;
+    let (stored, status) = match existing {
+        Some(b) => (b, StatusCode::OK),
+        None => match packs::insert_build(&tx, pack.id, &build, &digest, &actor.name, &artifacts)
+            .await?
+        {
+            Some(b) => (b, StatusCode::CREATED),
+            None => (
+                packs::find_build(&tx, pack.id, &build)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("pack build vanished after a conflict"))?,
+                StatusCode::OK,
+            ),
+        },
+    };
+    if stored.content_digest != digest {
+        return Err(ApiError::conflict(
+            "build_exists",
+            format!(
+                "build {build} of {} is already deployed with other files; builds are immutable: deploy a new build id",
+                pack.slug
+            ),
+        ));
+    }
+    let previous =
+        packs::move_channel(&tx, pack.id, &channel, stored.id, None, &actor.name).await?;
+    if status == StatusCode::CREATED || previous.as_deref() != Some(build.as_str()) {
+        audit::record(
+            &tx,
+            &actor,
+            "pack.deploy",
+            &format!("{}@{build}", pack.slug),
+            json!({"channel": channel, "previousBuild": previous, "artifacts": artifacts.len(), "created": status == StatusCode::CREATED}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let stored_artifacts = packs::build_artifacts(&conn, stored.id).await?;
+    respond::json(
+        status,
+        &build_view(&state, &pack.slug, &channel, &stored, &stored_artifacts),
+    )
+}
+
+/// `GET /api/v1/packs/{pack}/channels/{channel}`: the build with its artifacts.
+pub async fn get_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("pack", req.param("pack"))?;
+    let channel = parse_pack_channel(req.param("channel"))?;
+    let conn = state.db.conn().await?;
+    let pack = packs::get(&conn, slug.as_str()).await?;
+    let c = packs::channel(&conn, pack.id, &channel)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("pack {} has no channel {channel}", pack.slug))
+        })?;
+    let artifacts = packs::build_artifacts(&conn, c.build.id).await?;
+    let mut view = build_view(&state, &pack.slug, &channel, &c.build, &artifacts);
+    view["previousBuild"] = json!(c.previous_build);
+    view["updatedAt"] = json!(
+        c.updated_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    );
+    respond::cached_json(&req, &view, public_cache(&state))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MoveBody {
+    build: String,
+    #[serde(default, deserialize_with = "expected_build")]
+    expected_build: Option<Option<String>>,
+}
+
+fn expected_build<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PUT /api/v1/packs/{pack}/channels/{channel}`: promote or roll back a pack channel.
+pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let slug = Slug::parse("pack", req.param("pack"))?;
+    let channel = parse_pack_channel(req.param("channel"))?;
+    let body: MoveBody = req.json()?;
+    let build = parse_build(&body.build)?;
+    let mut conn = state.db.conn().await?;
+    let pack = packs::get(&conn, slug.as_str()).await?;
+    let actor = authenticate_pack(&state, &conn, &req, &pack).await?;
+    let tx = conn.transaction().await?;
+    let target = packs::find_build(&tx, pack.id, &build)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("pack {} has no build {build}", pack.slug)))?;
+    let expected = body.expected_build.as_ref().map(|e| e.as_deref());
+    let previous =
+        packs::move_channel(&tx, pack.id, &channel, target.id, expected, &actor.name).await?;
+    audit::record(
+        &tx,
+        &actor,
+        "pack.channel.move",
+        &format!("{}/{channel}", pack.slug),
+        json!({"from": previous, "to": build}),
+    )
+    .await?;
+    tx.commit().await?;
+    let artifacts = packs::build_artifacts(&conn, target.id).await?;
+    let mut view = build_view(&state, &pack.slug, &channel, &target, &artifacts);
+    view["previousBuild"] = json!(previous);
+    respond::json(StatusCode::OK, &view)
+}
