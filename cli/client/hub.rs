@@ -163,7 +163,7 @@ where
         let outcome = send().await;
         let (why, wait) = match &outcome {
             Ok(answer) => match answer.transient() {
-                Some(why) => (why, answer.retry_after()),
+                Some(why) => (format!("{action}: {why}"), answer.retry_after()),
                 None => return outcome,
             },
             Err(ClientError::Transport(why)) => (why.clone(), None),
@@ -174,7 +174,7 @@ where
         }
         let wait = wait.unwrap_or_else(|| retry.backoff(attempt));
         eprintln!(
-            "{action}: {why}; retrying in {:.1}s (attempt {} of {})",
+            "{why}; retrying in {:.1}s (attempt {} of {})",
             wait.as_secs_f64(),
             attempt + 1,
             retry.attempts
@@ -272,6 +272,13 @@ impl Hub {
             Answer::read(resp, action).await
         })
         .await
+        .map_err(|e| match e {
+            ClientError::Transport(m) if m.contains("onnect") => ClientError::Transport(format!(
+                "{m}\n  fix: check that ATLAS_HUB_URL ({}) is the Hub's address and that it is up",
+                self.base
+            )),
+            other => other,
+        })
     }
 
     /// Like [`Hub::send`], but any answer other than 2xx becomes a [`ClientError::Hub`].

@@ -156,11 +156,17 @@ impl Uploader<'_> {
         };
         let progress = reader.await.ok();
         let answer = answer.map_err(|e| PutError::Retry(e.to_string()))?;
+        // S3 answers XML (<Code>, <Message>); other providers (Vercel Blob) JSON or text.
         let storage_says = || {
             let text = String::from_utf8_lossy(&answer.body);
             let code = between(&text, "<Code>", "</Code>");
             let message = between(&text, "<Message>", "</Message>");
-            format!("{} {code} {message}", answer.status)
+            let said = if code.is_empty() && message.is_empty() {
+                text.chars().take(300).collect::<String>()
+            } else {
+                format!("{code} {message}")
+            };
+            format!("{} {}", answer.status, said.trim())
                 .trim()
                 .to_owned()
         };
@@ -172,6 +178,13 @@ impl Uploader<'_> {
                 Ok(())
             }
             StatusCode::PRECONDITION_FAILED => Err(PutError::Exists),
+            s if s.is_client_error()
+                && storage_says()
+                    .to_ascii_lowercase()
+                    .contains("already exists") =>
+            {
+                Err(PutError::Exists)
+            }
             s if s.is_server_error()
                 || s == StatusCode::TOO_MANY_REQUESTS
                 || s == StatusCode::REQUEST_TIMEOUT =>

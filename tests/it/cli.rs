@@ -414,6 +414,114 @@ async fn a_publish_killed_mid_upload_completes_when_run_again_without_duplicates
     );
 }
 
+/// A Hub that is down, then flaky: nothing listens on the port until `up_after`; then the
+/// first requests are answered with `statuses` (problem+json, connection closed); later
+/// connections are forwarded to `hub` byte for byte.
+fn flaky_hub(hub: &TestHub, up_after: std::time::Duration, statuses: &[u16]) -> String {
+    let port = atlas_hub::dev::free_port().unwrap();
+    let target = hub.url.trim_start_matches("http://").to_owned();
+    let mut statuses = statuses.to_vec();
+    statuses.reverse();
+    std::thread::spawn(move || {
+        std::thread::sleep(up_after);
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        for stream in listener.incoming().flatten() {
+            if let Some(status) = statuses.pop() {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let body = json!({"code": "unavailable", "detail": "flaky"}).to_string();
+                let _ = write!(
+                    reader.into_inner(),
+                    "HTTP/1.1 {status} Flaky\r\ncontent-type: application/problem+json\r\n\
+                     retry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                continue;
+            }
+            let upstream = std::net::TcpStream::connect(&target).unwrap();
+            let (mut a, mut b) = (stream.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut a, &mut b));
+            let (mut a, mut b) = (upstream, stream);
+            std::thread::spawn(move || std::io::copy(&mut a, &mut b));
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn connection_errors_5xx_and_429_are_retried_with_backoff() {
+    let (hub, _admin, app) = launcher_hub(&[]).await;
+    let d = dir("retries");
+    let file = write(&d, "app.AppImage", &b"retry ".repeat(1000));
+    let flaky = flaky_hub(&hub, std::time::Duration::from_millis(1200), &[503, 429]);
+    let run = atlas(
+        &flaky,
+        &[("ATLAS_APP_DEPLOY_TOKEN", &app)],
+        &[
+            "release",
+            "publish",
+            "--product",
+            "launcher",
+            "--version",
+            "1.0.0",
+            "--attempts",
+            "8",
+            &format!("linux/x86_64/appimage={file}"),
+        ],
+    );
+    assert!(run.ok, "{run}");
+    assert!(
+        run.stdout.contains("published launcher 1.0.0 (1 file)"),
+        "{run}"
+    );
+    let retries: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("retrying in"))
+        .collect();
+    assert!(
+        retries.iter().any(|l| l.contains("Connection refused")),
+        "{run}"
+    );
+    assert!(retries.iter().any(|l| l.contains("answered 503")), "{run}");
+    assert!(
+        retries
+            .iter()
+            .any(|l| l.contains("answered 429") && l.contains("retrying in 1.0s")),
+        "{run}"
+    );
+    assert_eq!(count_rows(&hub, "releases", "true").await, 1);
+    assert_eq!(count_rows(&hub, "uploads", "true").await, 1);
+
+    // Without enough attempts, the last failure is reported.
+    let down = format!("http://127.0.0.1:{}", atlas_hub::dev::free_port().unwrap());
+    let run = atlas(
+        &down,
+        &[("ATLAS_APP_DEPLOY_TOKEN", &app)],
+        &[
+            "release",
+            "publish",
+            "--product",
+            "launcher",
+            "--version",
+            "1.0.1",
+            "--attempts",
+            "2",
+            &format!("linux/x86_64/appimage={file}"),
+        ],
+    );
+    assert!(!run.ok, "{run}");
+    assert_eq!(run.stderr.matches("retrying in").count(), 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("atlas-hub: presign linux/x86_64/appimage"),
+        "{run}"
+    );
+}
+
 #[tokio::test]
 async fn promote_roll_back_yank_and_status_are_single_commands() {
     let (hub, _admin, app) = launcher_hub(&["linux-x86_64"]).await;
