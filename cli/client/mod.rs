@@ -16,7 +16,7 @@ use serde::Deserialize;
 use hub::{ClientError, Hub};
 
 /// Where the Hub is and how hard to try.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct HubArgs {
     /// The Hub's base URL, e.g. https://hub.example.com (http://127.0.0.1:8080 for `atlas-hub serve`).
     #[arg(long = "hub", env = "ATLAS_HUB_URL", value_name = "URL")]

@@ -14,7 +14,7 @@ use super::oidc::OidcSource;
 use super::upload::Uploader;
 
 /// Pack commands.
-#[derive(clap::Subcommand, Debug)]
+#[derive(clap::Subcommand)]
 pub enum PackCommand {
     /// Upload files as a pack build and point a pack channel at it. Inside GitHub Actions
     /// (with `permissions: id-token: write`) it authenticates with an OIDC token it requests
@@ -34,7 +34,7 @@ pub enum AuthMode {
 }
 
 /// `pack deploy`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct DeployArgs {
     #[command(flatten)]
     hub: HubArgs,

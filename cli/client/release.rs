@@ -17,7 +17,7 @@ use super::{HubArgs, channels, release};
 const TOKEN_VAR: &str = "ATLAS_APP_DEPLOY_TOKEN";
 
 /// Release commands (app deploy token in ATLAS_APP_DEPLOY_TOKEN, Hub in ATLAS_HUB_URL).
-#[derive(clap::Subcommand, Debug)]
+#[derive(clap::Subcommand)]
 pub enum ReleaseCommand {
     /// Hash, upload and publish files as a release, optionally onto a channel. Safe to re-run:
     /// files already in storage are skipped and an identical release is left as it is.
@@ -33,8 +33,8 @@ pub enum ReleaseCommand {
     Status(StatusArgs),
 }
 
-/// The app deploy token.
-#[derive(clap::Args, Debug)]
+/// The app deploy token. (No `Debug` on argument structs: they hold secrets.)
+#[derive(clap::Args)]
 pub struct TokenArgs {
     /// App deploy token scoped to the product.
     #[arg(long, env = TOKEN_VAR, hide_env_values = true, value_name = "TOKEN")]
@@ -47,14 +47,14 @@ impl TokenArgs {
             self.token,
             TOKEN_VAR,
             &format!(
-                "an app deploy token with the {scopes} scope (an admin issues one with POST /api/v1/admin/tokens)"
+                "an app deploy token allowed to {scopes} (an admin issues one with POST /api/v1/admin/tokens)"
             ),
         )
     }
 }
 
 /// `release publish`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct PublishArgs {
     #[command(flatten)]
     hub: HubArgs,
@@ -91,7 +91,7 @@ pub struct PublishArgs {
 }
 
 /// `release promote`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct PromoteArgs {
     #[command(flatten)]
     hub: HubArgs,
@@ -115,7 +115,7 @@ pub struct PromoteArgs {
 }
 
 /// `release rollback`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct RollbackArgs {
     #[command(flatten)]
     hub: HubArgs,
@@ -137,7 +137,7 @@ pub struct RollbackArgs {
 }
 
 /// `release yank`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct YankArgs {
     #[command(flatten)]
     hub: HubArgs,
@@ -155,7 +155,7 @@ pub struct YankArgs {
 }
 
 /// `release status`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     hub: HubArgs,

@@ -16,7 +16,7 @@ use super::table::Table;
 use super::{ReleaseInfo, channels, release};
 
 /// `verify`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct VerifyArgs {
     /// The Hub's base URL, e.g. https://hub.example.com.
     #[arg(long = "hub", env = "ATLAS_HUB_URL", value_name = "URL")]
@@ -340,13 +340,17 @@ async fn product(
             let Some((os, arch)) = platform.split_once('-') else {
                 continue;
             };
-            let subject = format!("{}/{} {platform}", p.slug, c.name);
-            latest_and_downloads(hub, r, seen, &p.slug, &c.name, &version, os, arch, &subject)
-                .await;
-            updater(
-                hub, r, &p.slug, &c.name, &offered, &version, os, arch, &subject,
-            )
-            .await;
+            let t = Target {
+                product: &p.slug,
+                channel: &c.name,
+                version: &version,
+                offered: &offered,
+                os,
+                arch,
+                subject: format!("{}/{} {platform}", p.slug, c.name),
+            };
+            let signed = latest_and_downloads(hub, r, seen, &t).await;
+            updater(hub, r, &t, signed).await;
         }
         if let Some(current) = releases.get(&version) {
             manifest(hub, r, &p.slug, &c.name, current).await;
@@ -354,27 +358,43 @@ async fn product(
     }
 }
 
+/// One platform of a product's channel.
+struct Target<'a> {
+    product: &'a str,
+    channel: &'a str,
+    /// The version the channel points at.
+    version: &'a str,
+    /// What an old client may be offered (during a rollout, the previous release too).
+    offered: &'a [&'a str],
+    os: &'a str,
+    arch: &'a str,
+    /// `product/channel os-arch`, as the table shows it.
+    subject: String,
+}
+
 /// `latest` for the platform, then both download redirects of its primary artifact.
-#[allow(clippy::too_many_arguments)]
-async fn latest_and_downloads(
-    hub: &Hub,
-    r: &mut Report,
-    seen: &mut Seen,
-    product: &str,
-    channel: &str,
-    version: &str,
-    os: &str,
-    arch: &str,
-    subject: &str,
-) {
+/// Returns whether the platform has a signed artifact (what the updater offers).
+async fn latest_and_downloads(hub: &Hub, r: &mut Report, seen: &mut Seen, t: &Target<'_>) -> bool {
+    let Target {
+        product,
+        channel,
+        version,
+        os,
+        arch,
+        ..
+    } = *t;
+    let subject = t.subject.as_str();
     let path = format!("/api/v1/releases/{product}/latest/{os}/{arch}?channel={channel}");
     let answer = match get(hub, &path).await {
         Ok(a) => a,
-        Err(e) => return r.add(Outcome::Fail, "latest", subject, e.to_string()),
+        Err(e) => {
+            r.add(Outcome::Fail, "latest", subject, e.to_string());
+            return false;
+        }
     };
     let body = answer.json();
     if answer.status.as_u16() == 404 {
-        return r.add(
+        r.add(
             Outcome::Fail,
             "latest",
             subject,
@@ -383,15 +403,17 @@ async fn latest_and_downloads(
                 body["detail"].as_str().unwrap_or_default()
             ),
         );
+        return false;
     }
     if !answer.status.is_success() {
         let p = Problem::from_answer("latest", &answer, "");
-        return r.add(
+        r.add(
             Outcome::Fail,
             "latest",
             subject,
             format!("{} {}: {}", p.status, p.code, p.detail),
         );
+        return false;
     }
     let art = &body["artifact"];
     let served = body["version"].as_str().unwrap_or_default();
@@ -441,6 +463,9 @@ async fn latest_and_downloads(
     )
     .await;
     r.add(o, "download latest", subject, detail);
+    body["artifacts"]
+        .as_array()
+        .is_some_and(|arts| arts.iter().any(|a| a["signature"].is_string()))
 }
 
 /// A Hub download: 302, no body bytes, `Cache-Control: no-store`, to a presigned URL that
@@ -544,29 +569,18 @@ async fn storage_reachable(hub: &Hub, url: &str) -> Result<u64, String> {
 
 /// The Tauri dynamic updater for one platform: an old client is offered the channel's
 /// release when it has a signed artifact (204 otherwise); a current client gets 204.
-#[allow(clippy::too_many_arguments)]
-async fn updater(
-    hub: &Hub,
-    r: &mut Report,
-    product: &str,
-    channel: &str,
-    offered: &[&str],
-    version: &str,
-    os: &str,
-    arch: &str,
-    subject: &str,
-) {
+async fn updater(hub: &Hub, r: &mut Report, t: &Target<'_>, signed: bool) {
+    let Target {
+        product,
+        channel,
+        version,
+        offered,
+        os,
+        arch,
+        ..
+    } = *t;
+    let subject = t.subject.as_str();
     let base = format!("/api/v1/updater/{product}/{os}/{arch}");
-    let latest = get(
-        hub,
-        &format!("/api/v1/releases/{product}/latest/{os}/{arch}?channel={channel}"),
-    )
-    .await
-    .map(|a| a.json())
-    .unwrap_or_default();
-    let signed = latest["artifacts"]
-        .as_array()
-        .is_some_and(|arts| arts.iter().any(|a| a["signature"].is_string()));
     let old = match get(hub, &format!("{base}/0.0.0?channel={channel}")).await {
         Ok(a) => a,
         Err(e) => return r.add(Outcome::Fail, "updater", subject, e.to_string()),
