@@ -1158,10 +1158,6 @@ fn actions_runtime() -> ActionsRuntime {
     ActionsRuntime { url, requests }
 }
 
-// Needs the Packs issue's routes (admin packs, POST /api/v1/packs/{pack}/deploy, pack presign)
-// and its OIDC verification, which are not on main yet: remove the ignore when they land
-// (it passes against that work in progress: `cargo test --test it cli:: -- --include-ignored`).
-#[ignore = "needs the packs routes and OIDC verification of the Packs issue, not on main yet"]
 #[tokio::test]
 async fn pack_deploy_requests_a_fresh_oidc_token_per_call_inside_actions_or_uses_the_pack_token() {
     let runtime = actions_runtime();
