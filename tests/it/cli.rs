@@ -1057,6 +1057,103 @@ async fn verify_fails_naming_the_platform_a_force_moved_channel_no_longer_serves
     );
 }
 
+#[tokio::test]
+async fn publish_and_verify_work_the_same_against_a_vercel_blob_hub() {
+    // The local Blob-compatible store, on its own thread (the CLI runs blocking here).
+    let root_dir = work_dir()
+        .join("cli")
+        .join(crate::support::unique_name("blob"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store = atlas_hub::dev::blob::LocalBlob::start(
+                &root_dir,
+                atlas_hub::dev::blob::READ_WRITE_TOKEN,
+                0,
+            )
+            .await
+            .expect("local Blob store");
+            tx.send((store.api_url(), store.public_url())).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    let (api_url, public_url) = rx.recv().unwrap();
+    let hub = TestHub::start_with(HubOptions {
+        env: [
+            ("ATLAS_STORAGE", "vercel-blob"),
+            (
+                "BLOB_READ_WRITE_TOKEN",
+                atlas_hub::dev::blob::READ_WRITE_TOKEN,
+            ),
+            ("VERCEL_BLOB_API_URL", api_url.as_str()),
+            ("ATLAS_BLOB_PUBLIC_URL", public_url.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        ..Default::default()
+    })
+    .await;
+    let admin = admin_token(&hub);
+    create_product(
+        &hub,
+        &admin,
+        "launcher",
+        json!({"requiredPlatforms": ["linux-x86_64"]}),
+    )
+    .await;
+    let app = app_token(&hub, &admin, &["launcher"], ALL_SCOPES, &[]).await;
+    let d = dir("blob-files");
+    let ai = write(&d, "launcher.AppImage", &b"blob appimage ".repeat(20_000));
+    let exe = write(&d, "launcher-setup.exe", &b"blob nsis ".repeat(5_000));
+    let args = [
+        "publish",
+        "--product",
+        "launcher",
+        "--version",
+        "1.0.0",
+        "--channel",
+        "stable",
+        &format!("linux/x86_64/appimage={ai}"),
+        &format!("windows/x86_64/nsis={exe}"),
+    ];
+
+    // The CLI sends Blob's own upload headers (a per-pathname client token) as given.
+    let run = release(&hub, &app, &args);
+    assert!(run.ok, "{run}");
+    assert!(
+        run.stdout.contains("published launcher 1.0.0 (2 files)"),
+        "{run}"
+    );
+    let again = release(&hub, &app, &args);
+    assert!(
+        again.ok && again.stdout.contains("already published"),
+        "{again}"
+    );
+    assert_eq!(
+        again.stderr.matches("already in storage").count(),
+        2,
+        "{again}"
+    );
+
+    let run = atlas(&hub.url, &[("ATLAS_ADMIN_TOKEN", &admin)], &["verify"]);
+    assert!(run.ok, "{run}");
+    let rows = table_rows(&run);
+    assert!(
+        rows.iter()
+            .any(|r| r.0 == "pass" && r.1 == "download" && r.2 == "launcher/stable windows-x86_64"),
+        "{run}"
+    );
+    assert!(
+        rows.iter().any(|r| r.0 == "pass" && r.1 == "health (deep)"),
+        "{run}"
+    );
+}
+
 /// The GitHub Actions runtime's OIDC token endpoint and the issuer behind it, on loopback:
 /// `/token` mints an RS256 token for the requested audience (when the runtime's bearer
 /// token is right); discovery and JWKS let the Hub verify it.
