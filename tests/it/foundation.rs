@@ -793,3 +793,91 @@ async fn a_function_reached_by_a_less_specific_vercel_route_serves_the_more_spec
         "{body}"
     );
 }
+
+/// Runs `atlas-hub serve` with nothing configured; returns the child and its base URL.
+fn serve_unconfigured(dev_dir: &std::path::Path, pg_port: u16) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
+        .args(["serve", "--port", "0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ATLAS_DEV_DIR", dev_dir)
+        .env("ATLAS_DEV_PG_PORT", pg_port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("Atlas Hub listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+fn interrupt(child: &mut std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve ignored Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn the_local_command_starts_private_services_stops_them_on_ctrl_c_and_reuses_the_data() {
+    let dev_dir = crate::support::work_dir().join(crate::support::unique_name("dev"));
+    let pg_port = free_port().unwrap();
+    let (mut first, url) = serve_unconfigured(&dev_dir, pg_port);
+    let r = client()
+        .get(format!("{url}/api/health?deep=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["checks"]["storage"], "ok", "{body}");
+    // An admin token created against the private database (the README's second step).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
+        .args(["admin", "create-token", "--name", "me"])
+        .env_remove("DATABASE_URL")
+        .env("ATLAS_DEV_DIR", &dev_dir)
+        .env("ATLAS_DEV_PG_PORT", pg_port.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    interrupt(&mut first);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(),
+        "the private PostgreSQL outlived Ctrl-C"
+    );
+
+    // A second run reuses the cluster, the bucket and the pepper: the token still works.
+    let (mut second, url) = serve_unconfigured(&dev_dir, pg_port);
+    let r = client()
+        .get(format!("{url}/api/v1/admin/products"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    interrupt(&mut second);
+}
