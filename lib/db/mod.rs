@@ -1,11 +1,19 @@
 //! PostgreSQL: a small pool per function instance, one statement mode chosen by
 //! configuration, the schema-version guard, and migrations.
+//!
+//! Statements outside a transaction run on a few connections shared by every request of the
+//! instance: concurrent requests' statements are pipelined on them (tokio-postgres sends
+//! whatever is queued in one write, PostgreSQL answers them back to back), instead of each
+//! request holding a connection for its own round trip. A transaction takes a connection
+//! of its own from the pool. See the README's benchmark section for what this bought.
 
 pub mod migrate;
+pub mod tally;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, config::SslMode};
 
@@ -20,36 +28,90 @@ pub struct Db {
     pool: Pool,
     pooler: Pooler,
     schema_ok: AtomicBool,
+    /// Where the shared connections come from (at most two per slot: one in use, one
+    /// replacing it after it broke).
+    shared_pool: Pool,
+    shared: Box<[Slot]>,
+    next: AtomicUsize,
+    tally: tally::Tally,
+}
+
+/// One shared connection, opened on first use and replaced when it breaks.
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<Arc<Object>>>,
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn live(&self) -> Option<Arc<Object>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
+}
+
+fn pool(config: &Config, max_size: usize) -> Result<Pool, String> {
+    let pg: tokio_postgres::Config = config
+        .database_url
+        .expose()
+        .parse()
+        .map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = if pg.get_ssl_mode() == SslMode::Require {
+        Manager::from_config(pg, tls_connector(), manager_config)
+    } else {
+        Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
+    };
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .map_err(|e| format!("database pool: {e}"))
 }
 
 impl Db {
     /// Builds the pool from the configuration; connections open on first use.
+    /// `ATLAS_DB_POOL_SIZE` bounds the transaction pool; a quarter of it (at least one) is
+    /// the number of shared connections: one by default, which measured best (README).
     pub fn new(config: &Config) -> Result<Self, String> {
-        let pg: tokio_postgres::Config = config
-            .database_url
-            .expose()
-            .parse()
-            .map_err(|e| format!("DATABASE_URL: {e}"))?;
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let manager = if pg.get_ssl_mode() == SslMode::Require {
-            Manager::from_config(pg, tls_connector(), manager_config)
-        } else {
-            Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
-        };
-        let pool = Pool::builder(manager)
-            .max_size(config.db_pool_size)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .create_timeout(Some(std::time::Duration::from_secs(5)))
-            .wait_timeout(Some(std::time::Duration::from_secs(10)))
-            .build()
-            .map_err(|e| format!("database pool: {e}"))?;
+        let shared = (config.db_pool_size / 4).max(1);
         Ok(Self {
-            pool,
+            pool: pool(config, config.db_pool_size)?,
             pooler: config.db_pooler,
             schema_ok: AtomicBool::new(false),
+            shared_pool: pool(config, shared * 2)?,
+            shared: (0..shared).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+            tally: tally::Tally::default(),
         })
+    }
+
+    /// Counters incremented by requests and written in batches (see [`tally`]).
+    pub fn tally(&self) -> &tally::Tally {
+        &self.tally
+    }
+
+    /// The next shared connection (round robin), opening or reopening it when needed.
+    async fn shared(&self) -> Result<Arc<Object>, ApiError> {
+        let slot = &self.shared[self.next.fetch_add(1, Ordering::Relaxed) % self.shared.len()];
+        if let Some(client) = slot.live() {
+            return Ok(client);
+        }
+        let _opening = slot.opening.lock().await;
+        if let Some(client) = slot.live() {
+            return Ok(client);
+        }
+        let client = Arc::new(self.shared_pool.get().await?);
+        *slot.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        Ok(client)
     }
 
     /// A connection, after checking once per instance that the schema is not behind the code.
@@ -67,9 +129,9 @@ impl Db {
 
     /// A connection without the schema check (health and migrations).
     pub async fn raw_conn(&self) -> Result<Conn, ApiError> {
-        let client = self.pool.get().await?;
         Ok(Conn {
-            client,
+            client: Client::Shared(self.shared().await?),
+            pool: self.pool.clone(),
             pooler: self.pooler,
         })
     }
@@ -99,19 +161,38 @@ fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
-/// A pooled connection.
+/// A request's handle on the database: statements run on a shared connection until the
+/// first transaction, which takes a connection of its own from the pool (kept until drop).
 pub struct Conn {
-    client: deadpool_postgres::Object,
+    client: Client,
+    pool: Pool,
     pooler: Pooler,
 }
 
+enum Client {
+    Shared(Arc<Object>),
+    Own(Box<Object>),
+}
+
 impl Conn {
+    fn client(&self) -> &Object {
+        match &self.client {
+            Client::Shared(c) => c,
+            Client::Own(c) => c,
+        }
+    }
+
     /// Starts a transaction.
     pub async fn transaction(&mut self) -> Result<Tx<'_>, ApiError> {
-        let pooler = self.pooler;
+        if let Client::Shared(_) = self.client {
+            self.client = Client::Own(Box::new(self.pool.get().await?));
+        }
+        let Client::Own(client) = &mut self.client else {
+            unreachable!("a transaction runs on a connection of its own")
+        };
         Ok(Tx {
-            tx: self.client.transaction().await?,
-            pooler,
+            tx: client.transaction().await?,
+            pooler: self.pooler,
         })
     }
 }
@@ -168,31 +249,33 @@ pub trait Sql: Sync {
 }
 
 macro_rules! impl_sql {
-    ($t:ty, $field:ident) => {
+    ($t:ty, $this:ident => $client:expr) => {
         impl Sql for $t {
             async fn query(
                 &self,
                 sql: &str,
                 params: &[Param<'_>],
             ) -> Result<Vec<Row>, tokio_postgres::Error> {
+                let $this = self;
                 match self.pooler {
-                    Pooler::Transaction => self.$field.query_typed(sql, params).await,
+                    Pooler::Transaction => $client.query_typed(sql, params).await,
                     Pooler::None => {
                         let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-                        let stmt = self.$field.prepare_typed_cached(sql, &types).await?;
+                        let stmt = $client.prepare_typed_cached(sql, &types).await?;
                         let values: Vec<&(dyn ToSql + Sync)> =
                             params.iter().map(|(v, _)| *v).collect();
-                        self.$field.query(&stmt, &values).await
+                        $client.query(&stmt, &values).await
                     }
                 }
             }
 
             async fn batch(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
-                self.$field.batch_execute(sql).await
+                let $this = self;
+                $client.batch_execute(sql).await
             }
         }
     };
 }
 
-impl_sql!(Conn, client);
-impl_sql!(Tx<'_>, tx);
+impl_sql!(Conn, this => this.client());
+impl_sql!(Tx<'_>, this => this.tx);

@@ -1,7 +1,7 @@
 //! Runs a matched handler: request id, problem rendering, HEAD bodies, one log line.
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -54,7 +54,50 @@ fn request_id(parts: &Parts) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        // A v4 UUID from the thread's CSPRNG (no getrandom syscall per request).
+        .unwrap_or_else(|| {
+            uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .simple()
+                .to_string()
+        })
+}
+
+/// Whether another route of `table` could match a path `route` matches and be at least as
+/// specific (same number of segments, compatible literals, no more parameters): only then
+/// must a function look its public path up in the whole table. Decided once per route (a
+/// function serves one), as the lookup costs more than the rest of the routing.
+fn shadowed(route: &Route, table: &[Route]) -> bool {
+    static DECIDED: Mutex<Vec<(usize, usize, bool)>> = Mutex::new(Vec::new());
+    let key = (route as *const Route as usize, table.as_ptr() as usize);
+    if let Some((_, _, s)) = DECIDED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(r, t, _)| (*r, *t) == key)
+    {
+        return *s;
+    }
+    fn is_param(s: &&str) -> bool {
+        s.starts_with('{')
+    }
+    let params = |p: &[&str]| p.iter().filter(|s| is_param(s)).count();
+    let mine: Vec<&str> = route.pattern.split('/').collect();
+    let shadowed = table.iter().any(|other| {
+        let theirs: Vec<&str> = other.pattern.split('/').collect();
+        !std::ptr::eq(other, route)
+            && theirs.len() == mine.len()
+            && mine
+                .iter()
+                .zip(&theirs)
+                .all(|(a, b)| a == b || is_param(a) || is_param(b))
+            && params(&theirs) <= params(&mine)
+    });
+    DECIDED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((key.0, key.1, shadowed));
+    shadowed
 }
 
 fn single_route_params(route: &Route, parts: &Parts) -> Option<Vec<(&'static str, String)>> {
@@ -108,6 +151,11 @@ pub async fn dispatch(
     let found = match resolve {
         Resolve::Table(routes) => lookup_table(routes, &parts.method, parts.uri.path()),
         Resolve::Single { route, table } => match single_route_params(route, &parts) {
+            // No other route can claim this path: the table lookup would find this one.
+            Some(params) if !shadowed(route, table) => match route.handler(&parts.method) {
+                Some(handler) => Ok((route, handler, params)),
+                None => Err(method_not_allowed(route.allow())),
+            },
             Some(params) => {
                 let public = fill(route.pattern, &params);
                 match super::router::lookup(table, &parts.method, &public) {
@@ -285,4 +333,40 @@ fn log_error(request_id: &str, route: &str, cause: &str) {
         "requestId": request_id, "cause": cause,
     });
     eprintln!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(pattern: &str) -> &'static Route {
+        crate::routes::ROUTES
+            .iter()
+            .find(|r| r.pattern == pattern)
+            .unwrap_or_else(|| panic!("no route {pattern}"))
+    }
+
+    #[test]
+    fn only_routes_another_route_can_claim_need_the_table_lookup() {
+        let table = crate::routes::ROUTES;
+        // `/api/v1/releases/x/channels` also matches `{version}`; the literal route wins.
+        assert!(shadowed(
+            find("/api/v1/releases/{product}/{version}"),
+            table
+        ));
+        assert!(!shadowed(
+            find("/api/v1/releases/{product}/channels"),
+            table
+        ));
+        assert!(!shadowed(
+            find("/api/v1/releases/{product}/latest/{os}/{arch}"),
+            table
+        ));
+        assert!(!shadowed(find("/api/v1/download/{downloadId}"), table));
+        // Decided once, then remembered.
+        assert!(shadowed(
+            find("/api/v1/releases/{product}/{version}"),
+            table
+        ));
+    }
 }

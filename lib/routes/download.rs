@@ -1,7 +1,9 @@
 //! Download redirects: 302 to a short-lived presigned GET. The Hub never proxies bytes.
 //! Downloads are counted per artifact and day after the response, never delaying or failing it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio_postgres::types::Type;
 
@@ -11,33 +13,83 @@ use crate::domain::ids::parse_filename;
 use crate::http::{ApiError, ApiRequest, ApiResult, respond};
 use crate::state::AppState;
 
-/// Counts one download in the background.
+/// Counts one download in the background. Increments are batched per instance
+/// (`db::tally`): the request that finds no write in flight writes everything pending, one
+/// statement per batch, until nothing is left; the others only add to the batch.
 fn count(state: &Arc<AppState>, req: &ApiRequest, artifact_id: i64) {
-    if req.method != http::Method::GET {
+    if req.method != http::Method::GET || !state.db.tally().add(artifact_id) {
         return;
     }
     let state = state.clone();
     let request_id = req.request_id().to_owned();
     (req.meta.background)(Box::pin(async move {
-        let result = async {
-            let conn = state.db.conn().await?;
-            conn.query(
-                "INSERT INTO download_counts (artifact_id, day, count) VALUES ($1, current_date, 1)
-                 ON CONFLICT (artifact_id, day) DO UPDATE SET count = download_counts.count + 1",
-                &[(&artifact_id, Type::INT8)],
-            )
-            .await?;
-            Ok::<_, ApiError>(())
-        }
-        .await;
-        if let Err(e) = result {
-            eprintln!(
-                "{}",
-                serde_json::json!({"level": "warn", "requestId": request_id, "event": "download_count_failed",
-                                   "code": e.code, "cause": e.cause})
-            );
+        loop {
+            let (ids, counts) = state.db.tally().take();
+            if ids.is_empty() {
+                break;
+            }
+            let result = async {
+                let conn = state.db.conn().await?;
+                conn.query(
+                    "INSERT INTO download_counts (artifact_id, day, count)
+                     SELECT a, current_date, n FROM unnest($1::int8[], $2::int8[]) AS t(a, n)
+                     ON CONFLICT (artifact_id, day) DO UPDATE SET count = download_counts.count + EXCLUDED.count",
+                    &[(&ids, Type::INT8_ARRAY), (&counts, Type::INT8_ARRAY)],
+                )
+                .await?;
+                Ok::<_, ApiError>(())
+            }
+            .await;
+            if let Err(e) = result {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"level": "warn", "requestId": request_id, "event": "download_count_failed",
+                                       "downloads": counts.iter().sum::<i64>(), "code": e.code, "cause": e.cause})
+                );
+            }
         }
     }));
+}
+
+/// Download URLs presigned in this instance (one per process) in the last few seconds, by
+/// object and file name. Presigning costs ~30 µs of CPU (most of a download redirect), and
+/// a hot artifact is asked for many times a second: a URL is reused while at least 90% of
+/// its lifetime is left (for a tenth of `ATLAS_DOWNLOAD_URL_TTL_SECS`, at most 30 s).
+/// Download URLs are not secrets (the route needs no token), so sharing one is harmless.
+struct RecentUrls {
+    urls: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// Bound on remembered URLs; past it, expired ones are dropped (all, if none is expired).
+const RECENT_URLS_MAX: usize = 8192;
+
+async fn presigned_url(state: &AppState, key: &str, filename: &str) -> Result<String, ApiError> {
+    static RECENT: OnceLock<RecentUrls> = OnceLock::new();
+    let recent = RECENT.get_or_init(|| RecentUrls {
+        urls: Mutex::new(HashMap::new()),
+    });
+    let ttl = state.config.download_url_ttl;
+    let reuse = (ttl / 10).min(Duration::from_secs(30));
+    let id = format!("{key}\n{filename}");
+    if let Some((url, at)) = recent
+        .urls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        && at.elapsed() < reuse
+    {
+        return Ok(url.clone());
+    }
+    let url = state.storage.presign_download(key, filename, ttl).await?;
+    let mut urls = recent.urls.lock().unwrap_or_else(|e| e.into_inner());
+    if urls.len() >= RECENT_URLS_MAX {
+        urls.retain(|_, (_, at)| at.elapsed() < reuse);
+        if urls.len() >= RECENT_URLS_MAX {
+            urls.clear();
+        }
+    }
+    urls.insert(id, (url.clone(), Instant::now()));
+    Ok(url)
 }
 
 async fn redirect(
@@ -47,10 +99,7 @@ async fn redirect(
     key: &str,
     filename: &str,
 ) -> ApiResult {
-    let url = state
-        .storage
-        .presign_download(key, filename, state.config.download_url_ttl)
-        .await?;
+    let url = presigned_url(state, key, filename).await?;
     count(state, req, artifact_id);
     respond::redirect(&url)
 }

@@ -109,34 +109,78 @@ pub async fn lookup_channel(
         rollout_percent: 100,
         ..Default::default()
     };
+    let Some(first) = rows.first() else {
+        return Ok(out);
+    };
+    // Column positions, looked up by name once per lookup rather than once per value.
+    const COLUMNS: [&str; 14] = [
+        "rollout_percent",
+        "slot",
+        "version",
+        "notes",
+        "published_at",
+        "artifact_id",
+        "storage_key",
+        "download_id",
+        "kind",
+        "filename",
+        "size",
+        "sha256",
+        "signature",
+        "is_primary",
+    ];
+    let mut idx = [0usize; 14];
+    for (i, name) in COLUMNS.iter().enumerate() {
+        idx[i] = first
+            .columns()
+            .iter()
+            .position(|c| c.name() == *name)
+            .ok_or_else(|| ApiError::internal(format!("atlas_channel_platform has no {name}")))?;
+    }
+    let [
+        rollout_percent,
+        slot,
+        version,
+        notes,
+        published_at,
+        artifact_id,
+        storage_key,
+        download_id,
+        kind,
+        filename,
+        size,
+        sha256,
+        signature,
+        is_primary,
+    ] = idx;
     for r in &rows {
-        out.rollout_percent = r.get("rollout_percent");
-        let slot: &str = r.get("slot");
+        out.rollout_percent = r.get(rollout_percent);
+        let slot: &str = r.get(slot);
         let target = if slot == "current" {
             &mut out.current
         } else {
             &mut out.previous
         };
         let latest = target.get_or_insert_with(|| Latest {
-            version: r.get("version"),
-            notes: r.get("notes"),
-            published_at: r.get("published_at"),
+            version: r.get(version),
+            notes: r.get(notes),
+            published_at: r.get(published_at),
             artifacts: Vec::new(),
         });
-        let download_id: String = r.get("download_id");
+        let download_id: String = r.get(download_id);
         latest.artifacts.push(LatestArtifact {
-            artifact_id: r.get("artifact_id"),
-            storage_key: r.get("storage_key"),
+            artifact_id: r.get(artifact_id),
+            storage_key: r.get(storage_key),
             download_url: format!("{hub}/api/v1/download/{download_id}"),
             download_id,
             os: os.as_str(),
             arch: arch.as_str(),
-            kind: r.get("kind"),
-            filename: r.get("filename"),
-            size: r.get("size"),
-            sha256: r.get("sha256"),
-            signature: r.get("signature"),
-            primary: r.get("is_primary"),
+            kind: r.get(kind),
+            filename: r.get(filename),
+            size: r.get(size),
+            sha256: r.get(sha256),
+            signature: r.get(signature),
+            primary: r.get(is_primary),
         });
     }
     Ok(out)
@@ -217,15 +261,30 @@ pub async fn latest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let q = LatestQuery::parse(&req)?;
     let conn = state.db.conn().await?;
     let (latest, artifact) = q.resolve(&state, &conn).await?;
-    let body = json!({
-        "product": q.product.as_str(),
-        "channel": q.channel,
-        "version": latest.version,
-        "notes": latest.notes,
-        "publishedAt": latest.published_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "artifact": artifact,
-        "artifacts": latest.artifacts,
-    });
+    /// Serialized straight from borrowed data (no intermediate `serde_json::Value`).
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        product: &'a str,
+        channel: &'a str,
+        version: &'a str,
+        notes: &'a str,
+        published_at: String,
+        artifact: &'a LatestArtifact,
+        artifacts: &'a [LatestArtifact],
+    }
+    let body = Body {
+        product: q.product.as_str(),
+        channel: q.channel,
+        version: &latest.version,
+        notes: &latest.notes,
+        published_at: latest
+            .published_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        artifact: &artifact,
+        artifacts: &latest.artifacts,
+    };
     respond::cached_json(&req, &body, public_cache(&state))
 }
 

@@ -1,0 +1,170 @@
+//! Function binaries started as Vercel starts them: `VERCEL_DEV_PORT`, a clean environment,
+//! ready when they print "Dev server listening". Memory and socket inspection via /proc.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running function binary.
+pub struct Function {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    /// From exec to the "Dev server listening" line.
+    pub ready_after: Duration,
+}
+
+impl Function {
+    /// Starts `bin` with exactly `env` (plus `VERCEL_DEV_PORT`), stderr (the request log)
+    /// to `log` or discarded. `started` is taken just before exec.
+    pub fn start(
+        bin: &Path,
+        env: &[(String, String)],
+        log: Option<&Path>,
+    ) -> Result<Function, String> {
+        let port = atlas_hub::dev::free_port().map_err(|e| e.to_string())?;
+        let stderr = match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).map_err(|e| e.to_string())?),
+            None => Stdio::null(),
+        };
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("VERCEL_DEV_PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the start line, then keeps draining stdout so the pipe never fills.
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let mut sent = false;
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if !sent && line.contains("Dev server listening") {
+                            let _ = tx.send(Instant::now());
+                            sent = true;
+                        }
+                    }
+                }
+            }
+        });
+        let name = bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(at) => Ok(Function {
+                name,
+                port,
+                child,
+                ready_after: at - started,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                Err(format!(
+                    "{name} did not start (exit status {status:?}); rerun with ATLAS_BENCH_LOGS=1 to keep its stderr"
+                ))
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Resident set size in bytes (VmRSS).
+    pub fn rss_bytes(&self) -> Result<u64, String> {
+        rss_bytes(self.pid())
+    }
+
+    /// Stops it (SIGKILL: nothing is left to flush in a benchmark).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn rss_bytes(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| "no VmRSS".to_owned())
+}
+
+/// The process's inet sockets that are not listening (TCP in any state but LISTEN, any UDP):
+/// evidence of network I/O. Returns `(description)` per socket.
+pub fn active_inet_sockets(pid: u32) -> Result<Vec<String>, String> {
+    let mut inodes = HashSet::new();
+    let fd_dir = format!("/proc/{pid}/fd");
+    for entry in std::fs::read_dir(&fd_dir).map_err(|e| format!("{fd_dir}: {e}"))? {
+        let Ok(entry) = entry else { continue };
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let t = target.to_string_lossy();
+            if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                inodes.insert(inode.to_owned());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let path = format!("/proc/{pid}/net/{table}");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || !inodes.contains(f[9]) {
+                continue;
+            }
+            let listening = table.starts_with("tcp") && f[3] == "0A";
+            if !listening {
+                found.push(format!("{table} {} -> {} state {}", f[1], f[2], f[3]));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Size in bytes of a file.
+pub fn file_size(path: &Path) -> Result<u64, String> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Whether an ELF file still has a symbol table (i.e. is not stripped).
+pub fn has_symtab(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.windows(8).any(|w| w == b".symtab\0"))
+}
