@@ -17,6 +17,7 @@ use crate::domain::tokens::{self, TokenKind, scope_denied};
 use crate::domain::{oidc, uploads};
 use crate::http::{ApiError, ApiRequest, ApiResult, respond};
 use crate::state::AppState;
+use crate::storage::{Declared, verify_declared};
 
 /// Header carrying a GitHub Actions OIDC token.
 pub const OIDC_HEADER: &str = "x-atlas-oidc-token";
@@ -195,31 +196,6 @@ async fn resolve(
     Ok(out)
 }
 
-async fn verify_storage(state: &AppState, artifacts: &[NewBuildArtifact]) -> Result<(), ApiError> {
-    let heads = futures_util::future::join_all(
-        artifacts.iter().map(|a| state.storage.head(&a.storage_key)),
-    )
-    .await;
-    for (a, head) in artifacts.iter().zip(heads) {
-        let Some(object) = head? else {
-            return Err(ApiError::unprocessable(
-                "object_missing",
-                format!(
-                    "{} is not in storage: PUT it to the presigned URL before deploying",
-                    a.filename
-                ),
-            ));
-        };
-        if let Err(how) = object.verify(&a.storage_key, a.size as u64, &a.sha256) {
-            return Err(ApiError::unprocessable(
-                "object_mismatch",
-                format!("{} in storage {how}", a.filename),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn build_view(
     state: &AppState,
     pack: &str,
@@ -262,7 +238,16 @@ pub async fn deploy(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 
     let existing = packs::find_build(&conn, pack.id, &build).await?;
     if existing.is_none() {
-        verify_storage(&state, &artifacts).await?;
+        let declared: Vec<Declared> = artifacts
+            .iter()
+            .map(|a| Declared {
+                key: &a.storage_key,
+                size: a.size as u64,
+                sha256_hex: &a.sha256,
+                label: a.filename.clone(),
+            })
+            .collect();
+        verify_declared(&state.storage, &declared).await?;
     }
     let tx = conn.transaction().await?;
     let (stored, status) = match existing {

@@ -20,6 +20,7 @@ use crate::domain::tokens::{self, Scope};
 use crate::domain::{products, uploads};
 use crate::http::{ApiError, ApiRequest, ApiResult, respond};
 use crate::state::AppState;
+use crate::storage::{Declared, verify_declared};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -187,32 +188,6 @@ async fn plan(
     Ok(out)
 }
 
-/// Checks every object exists in storage with the declared size and sha256 (and pathname
-/// where storage reports one). A provider that reports no sha256 (Vercel Blob) is verified
-/// on size and pathname only: see `storage::ObjectInfo::verify`.
-async fn verify_storage(state: &AppState, artifacts: &[NewArtifact]) -> Result<(), ApiError> {
-    let heads = futures_util::future::join_all(
-        artifacts.iter().map(|a| state.storage.head(&a.storage_key)),
-    )
-    .await;
-    for (a, head) in artifacts.iter().zip(heads) {
-        let label = format!("{}/{}/{} ({})", a.os, a.arch, a.kind, a.filename);
-        let Some(object) = head? else {
-            return Err(ApiError::unprocessable(
-                "object_missing",
-                format!("{label} is not in storage: PUT it to the presigned URL before publishing"),
-            ));
-        };
-        if let Err(difference) = object.verify(&a.storage_key, a.size as u64, &a.sha256) {
-            return Err(ApiError::unprocessable(
-                "object_mismatch",
-                format!("{label} in storage {difference}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn version_exists(product: &str, version: &str) -> ApiError {
     ApiError::conflict(
         "version_exists",
@@ -261,7 +236,16 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     if let Some(existing) = releases::find(&conn, product.id, &version_str).await? {
         return existing_answer(&state, &conn, &product.slug, &existing, &digest).await;
     }
-    verify_storage(&state, &artifacts).await?;
+    let declared: Vec<Declared> = artifacts
+        .iter()
+        .map(|a| Declared {
+            key: &a.storage_key,
+            size: a.size as u64,
+            sha256_hex: &a.sha256,
+            label: format!("{}/{}/{} ({})", a.os, a.arch, a.kind, a.filename),
+        })
+        .collect();
+    verify_declared(&state.storage, &declared).await?;
 
     let actor = Actor {
         name: principal.actor(),

@@ -83,6 +83,42 @@ impl ObjectInfo {
     }
 }
 
+/// An object a publish or deploy is about to reference, as the client declared it.
+pub struct Declared<'a> {
+    /// Object key.
+    pub key: &'a str,
+    /// Declared size.
+    pub size: u64,
+    /// Declared lower-case hex sha256.
+    pub sha256_hex: &'a str,
+    /// How problems name it (`linux/x86_64/appimage (app.AppImage)`).
+    pub label: String,
+}
+
+/// Checks, with concurrent HEADs, that every declared object is stored as declared, before
+/// any database write: 422 `object_missing` or `object_mismatch` naming the first that is not.
+pub async fn verify_declared(storage: &Storage, declared: &[Declared<'_>]) -> Result<(), ApiError> {
+    let heads = futures_util::future::join_all(declared.iter().map(|d| storage.head(d.key))).await;
+    for (d, head) in declared.iter().zip(heads) {
+        let Some(object) = head? else {
+            return Err(ApiError::unprocessable(
+                "object_missing",
+                format!(
+                    "{} is not in storage: PUT it to the presigned URL first",
+                    d.label
+                ),
+            ));
+        };
+        if let Err(difference) = object.verify(d.key, d.size, d.sha256_hex) {
+            return Err(ApiError::unprocessable(
+                "object_mismatch",
+                format!("{} in storage {difference}", d.label),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Everything the Hub needs to know about an upload to presign it.
 #[derive(Debug, Clone)]
 pub struct UploadSpec<'a> {
