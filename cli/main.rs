@@ -37,6 +37,8 @@ enum Command {
     /// Check a deployed Hub: health, latest lookups, download redirects, runner installer,
     /// updater endpoints. Prints a pass/fail table; exits non-zero on any failure.
     Verify(client::verify::VerifyArgs),
+    /// Print the OpenAPI 3.1 document the code generates (what `openapi.json` must hold).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +67,10 @@ fn main() -> ExitCode {
             Command::Release(command) => client::release::run(command).await,
             Command::Pack(command) => client::pack::run(command).await,
             Command::Verify(args) => client::verify::run(args).await,
+            Command::Openapi => {
+                print!("{}", atlas_hub::routes::openapi::generate_text());
+                Ok(())
+            }
         }
     });
     match result {

@@ -40,7 +40,8 @@ pub async fn record(
 }
 
 /// One audit entry as the admin API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// Sequence number (also the pagination cursor).

@@ -15,7 +15,7 @@ use crate::db::Sql;
 use crate::http::ApiError;
 
 /// A channel as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {
     /// Channel name.

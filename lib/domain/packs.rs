@@ -11,7 +11,7 @@ use crate::db::Sql;
 use crate::http::ApiError;
 
 /// The GitHub repository and workflow allowed to deploy a pack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrustedPublisher {
     /// `owner/name`, for people (matching uses the ids).
@@ -33,7 +33,7 @@ pub struct TrustedPublisher {
 }
 
 /// A pack as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pack {
     /// Internal id.
@@ -347,7 +347,7 @@ pub async fn find_build(
 }
 
 /// An artifact of a pack build.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildArtifact {
     /// Internal id.

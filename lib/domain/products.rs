@@ -10,7 +10,7 @@ use crate::db::Sql;
 use crate::http::ApiError;
 
 /// A product as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     /// Internal id.

@@ -286,7 +286,7 @@ pub async fn set_yanked(db: &impl Sql, release_id: i64, yanked: bool) -> Result<
 }
 
 /// An artifact as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactView {
     /// Public id.
@@ -330,7 +330,7 @@ impl ArtifactView {
 }
 
 /// A release with its artifacts as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseView {
     /// Product slug.

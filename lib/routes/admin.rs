@@ -55,9 +55,9 @@ pub fn pagination(req: &ApiRequest) -> Result<(Option<i64>, i64), ApiError> {
     Ok((cursor, limit))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateToken {
+pub(crate) struct CreateToken {
     name: String,
     kind: String,
     products: Option<Vec<String>>,
@@ -241,9 +241,9 @@ pub async fn revoke_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     Ok(respond::no_content())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ProductBody {
+pub(crate) struct ProductBody {
     slug: Option<String>,
     name: Option<String>,
     required_platforms: Option<Vec<String>>,
@@ -363,9 +363,9 @@ pub async fn audit_log(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PackBody {
+pub(crate) struct PackBody {
     slug: Option<String>,
     name: Option<String>,
     oidc_only: Option<bool>,

@@ -29,9 +29,10 @@ pub async fn list(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MoveBody {
+#[schema(as = ChannelMove)]
+pub(crate) struct MoveBody {
     version: String,
     #[serde(default, deserialize_with = "expected_version")]
     expected_version: Option<Option<String>>,

@@ -6,11 +6,16 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::db::migrate;
-use crate::http::{ApiRequest, ApiResult, respond};
+use crate::http::{ApiError, ApiRequest, ApiResult, respond};
 use crate::state::AppState;
 
 /// 200 when the database answers and its schema is not behind the code, else 503.
 pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let deep = match req.query("deep").as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return Err(ApiError::invalid("deep must be 1, true, 0 or false")),
+    };
     let expected = migrate::expected_version();
     let checked = match state.db.raw_conn().await {
         Ok(conn) => migrate::current_version(&conn).await,
@@ -34,7 +39,7 @@ pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         None => "unknown",
     };
     let mut checks = json!({ "database": database, "schema": schema });
-    if req.query("deep").is_some_and(|v| v == "1" || v == "true") {
+    if deep {
         let storage = match state.storage.check().await {
             Ok(()) => "ok".to_owned(),
             Err(e) => {

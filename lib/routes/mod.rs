@@ -6,6 +6,7 @@ pub mod channels;
 pub mod download;
 pub mod health;
 pub mod installer;
+pub mod openapi;
 pub mod packs;
 pub mod presign;
 pub mod publish;
@@ -36,6 +37,12 @@ pub static ROUTES: &[Route] = &[
         methods: &[(Method::GET, handler!(health::get))],
         api_file: "api/health.rs",
         bin: "health",
+    },
+    Route {
+        pattern: "/api/v1/openapi.json",
+        methods: &[(Method::GET, handler!(openapi::get))],
+        api_file: "api/v1/openapi.json.rs",
+        bin: "openapi",
     },
     // Admin.
     Route {

@@ -121,17 +121,19 @@ pub async fn authenticate_pack(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeployBody {
+#[schema(as = PackDeployBody)]
+pub(crate) struct DeployBody {
     build: String,
     channel: String,
     artifacts: Vec<DeployArtifact>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeployArtifact {
+#[schema(as = PackDeployArtifact)]
+pub(crate) struct DeployArtifact {
     upload_id: Option<Uuid>,
     key: Option<String>,
     filename: Option<String>,
@@ -315,9 +317,10 @@ pub async fn get_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     respond::cached_json(&req, &view, public_cache(&state))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MoveBody {
+#[schema(as = PackChannelMove)]
+pub(crate) struct MoveBody {
     build: String,
     #[serde(default, deserialize_with = "expected_build")]
     expected_build: Option<Option<String>>,

@@ -24,9 +24,9 @@ use crate::storage::UploadSpec;
 /// The largest object one presigned PUT may carry (S3's single-PUT limit).
 pub const MAX_SINGLE_PUT: i64 = 5 * 1024 * 1024 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PresignBody {
+pub(crate) struct PresignBody {
     product: Option<String>,
     version: Option<String>,
     os: Option<String>,

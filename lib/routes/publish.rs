@@ -22,9 +22,9 @@ use crate::http::{ApiError, ApiRequest, ApiResult, respond};
 use crate::state::AppState;
 use crate::storage::{Declared, verify_declared};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PublishBody {
+pub(crate) struct PublishBody {
     version: String,
     #[serde(default)]
     notes: String,
@@ -33,9 +33,10 @@ struct PublishBody {
     artifacts: Vec<ArtifactBody>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ArtifactBody {
+#[schema(as = PublishArtifact)]
+pub(crate) struct ArtifactBody {
     upload_id: Option<Uuid>,
     key: Option<String>,
     os: String,

@@ -28,7 +28,7 @@ pub fn public_cache(state: &AppState) -> CachePolicy {
 }
 
 /// One artifact of the latest lookup.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatestArtifact {
     /// Internal id (download counting).

@@ -23,8 +23,9 @@ use crate::state::AppState;
 pub const CLIENT_ID_HEADER: &str = "x-atlas-client-id";
 
 /// Tauri's dynamic update response.
-#[derive(Debug, Serialize)]
-struct Update<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = UpdaterResponse)]
+pub(crate) struct Update<'a> {
     version: &'a str,
     notes: &'a str,
     pub_date: String,

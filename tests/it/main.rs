@@ -7,6 +7,7 @@ mod support;
 mod blob;
 mod cli;
 mod consumers;
+mod contract;
 mod foundation;
 mod layout;
 mod packs;

@@ -1,0 +1,149 @@
+//! Contract fuzzing: schemathesis (from PyPI, pinned in `tests/contract/requirements.txt`)
+//! generates requests from the OpenAPI document the Hub serves and checks every answer
+//! against it: no 5xx, documented status codes, content types and response schemas, and
+//! schema-violating input refused with a 4xx.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::api::{ALL_SCOPES, Artifact, admin_token, app_token, call, create_product, publish};
+use crate::support::{TestHub, client, root};
+
+/// The schemathesis executable of `tests/contract/.venv` (`.ci/run` creates it).
+fn schemathesis() -> Option<PathBuf> {
+    let exe = root().join("tests/contract/.venv/bin/schemathesis");
+    exe.is_file().then_some(exe)
+}
+
+/// Seconds of fuzzing per pass (two passes: admin routes, then everything else).
+fn budget() -> u64 {
+    std::env::var("ATLAS_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
+}
+
+/// Runs one schemathesis pass; panics with its report when it finds a failure.
+fn fuzz(exe: &PathBuf, hub: &TestHub, token: &str, filter: &[&str], report: &str) {
+    let started = Instant::now();
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemathesis");
+    let output = Command::new(exe)
+        .arg("run")
+        .arg(hub.at("/api/v1/openapi.json"))
+        .args(["--url", &hub.at("")])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_schema_conformance,negative_data_rejection",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-time", &budget().to_string()])
+        .args(["--max-examples", "60"])
+        .args(["--workers", "2", "--seed", "20261127", "--no-color"])
+        .args(["--request-timeout", "10"])
+        .args(["--generation-database", "none"])
+        .args(["--report", "junit"])
+        .arg("--report-junit-path")
+        .arg(out_dir.join(format!("{report}.xml")))
+        .args(filter)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run schemathesis");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "schemathesis ({report}) took {:.0?}:\n{stdout}\n{stderr}",
+        started.elapsed()
+    );
+    assert!(
+        output.status.success(),
+        "schemathesis found contract violations ({report}); see the report above"
+    );
+    // A pass that tested nothing proves nothing.
+    assert!(
+        !stdout.contains("No operations"),
+        "schemathesis selected no operations ({report})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hub_keeps_its_openapi_contract_under_schemathesis() {
+    let Some(exe) = schemathesis() else {
+        eprintln!(
+            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !!! SKIPPED: schemathesis is not installed, so contract fuzzing did not run.\n\
+             !!! python3 -m venv tests/contract/.venv &&\n\
+             !!! tests/contract/.venv/bin/pip install -r tests/contract/requirements.txt\n\
+             !!! (.ci/run does this).\n\
+             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        );
+        return;
+    };
+    let hub = TestHub::start().await;
+
+    // The served document is the committed one.
+    let served = client()
+        .get(hub.at("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let served: Value = served.json().await.unwrap();
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("openapi.json")).unwrap())
+            .unwrap();
+    assert_eq!(served, committed);
+    assert_eq!(served["openapi"], "3.1.0");
+
+    // Something to find: a product with a release on stable, a pack.
+    let admin = admin_token(&hub);
+    create_product(&hub, &admin, "launcher", json!({})).await;
+    let app = app_token(&hub, &admin, &["*"], ALL_SCOPES, &[]).await;
+    let (status, body) = publish(
+        &hub,
+        &app,
+        "launcher",
+        "1.0.0",
+        Some("stable"),
+        &[Artifact::new("linux", "x86_64", "appimage", "contract")],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        &hub,
+        "POST",
+        "/api/v1/admin/packs",
+        Some(&admin),
+        Some(json!({"slug": "maps", "name": "Maps"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    fuzz(&exe, &hub, &admin, &["--include-tag", "admin"], "admin");
+    fuzz(
+        &exe,
+        &hub,
+        &app,
+        &["--exclude-tag", "admin"],
+        "public-and-ci",
+    );
+
+    // Nothing the fuzzer sent broke the data: the seeded release still serves.
+    let (status, body) = call(
+        &hub,
+        "GET",
+        "/api/v1/releases/launcher/latest/linux/x86_64",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !hub.log().contains("\"status\":500"),
+        "a 500 was logged during fuzzing"
+    );
+}
