@@ -30,7 +30,10 @@ fn budget() -> u64 {
 fn fuzz(exe: &PathBuf, hub: &TestHub, token: &str, filter: &[&str], report: &str) {
     let started = Instant::now();
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemathesis");
+    std::fs::create_dir_all(&out_dir).unwrap();
     let output = Command::new(exe)
+        // Its cache and reports stay under target/.
+        .current_dir(&out_dir)
         .arg("run")
         .arg(hub.at("/api/v1/openapi.json"))
         .args(["--url", &hub.at("")])
