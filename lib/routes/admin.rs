@@ -58,12 +58,23 @@ pub fn pagination(req: &ApiRequest) -> Result<(Option<i64>, i64), ApiError> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateToken {
+    /// A name for people (1–100 characters).
+    #[schema(min_length = 1)]
     name: String,
+    /// `app`, `pack` or `admin`.
+    #[schema(pattern = "^(app|pack|admin)$")]
     kind: String,
+    /// App tokens: product slugs, or `["*"]`.
     products: Option<Vec<String>>,
+    /// Pack tokens: the pack slug.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pack: Option<String>,
+    /// App tokens: `upload`, `publish`, `promote`, `yank` (default all).
     scopes: Option<Vec<String>>,
+    /// App tokens: channels it may publish to or move, or `["*"]` (default all).
     channels: Option<Vec<String>>,
+    /// Days until it expires (1–3650).
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,
 }
 
@@ -244,12 +255,19 @@ pub async fn revoke_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ProductBody {
+    /// Slug (create; on update it must match the path).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     slug: Option<String>,
+    /// Display name.
     name: Option<String>,
+    /// Platforms every channel release must cover (`linux-x86_64`, …).
     required_platforms: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    /// Largest artifact accepted, in bytes (`null`: the default).
+    #[schema(minimum = 1)]
     max_artifact_size: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double_option")]
+    /// Tauri updater public key (the `pubkey` setting; `null` removes it).
     updater_public_key: Option<Option<String>>,
 }
 
@@ -366,10 +384,15 @@ pub async fn audit_log(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PackBody {
+    /// Slug (create; on update it must match the path).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     slug: Option<String>,
+    /// Display name.
     name: Option<String>,
+    /// Refuse pack deploy tokens; only GitHub OIDC deploys.
     oidc_only: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
+    /// Trusted publisher (`null` removes it).
     github: Option<Option<TrustedPublisher>>,
 }
 

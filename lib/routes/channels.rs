@@ -33,11 +33,17 @@ pub async fn list(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = ChannelMove)]
 pub(crate) struct MoveBody {
+    /// Release to point at.
+    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$")]
     version: String,
     #[serde(default, deserialize_with = "expected_version")]
+    /// Compare-and-swap: the version the channel must point at now (`null`: empty).
     expected_version: Option<Option<String>>,
+    /// Share of clients offered the release (updater).
+    #[schema(minimum = 0, maximum = 100)]
     rollout_percent: Option<i16>,
     #[serde(default)]
+    /// Move even when platforms are missing (audited).
     force: bool,
 }
 

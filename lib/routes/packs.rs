@@ -125,8 +125,12 @@ pub async fn authenticate_pack(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PackDeployBody)]
 pub(crate) struct DeployBody {
+    /// Build id.
     build: String,
+    /// Pack channel to point at the build.
     channel: String,
+    /// Uploaded files.
+    #[schema(min_items = 1)]
     artifacts: Vec<DeployArtifact>,
 }
 
@@ -134,10 +138,17 @@ pub(crate) struct DeployBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PackDeployArtifact)]
 pub(crate) struct DeployArtifact {
+    /// `uploadId` from presign (or `key`).
     upload_id: Option<Uuid>,
+    /// Storage `key` from presign (or `uploadId`).
     key: Option<String>,
+    /// File name (default: from the upload).
     filename: Option<String>,
+    /// As presigned.
+    #[schema(minimum = 1)]
     size: i64,
+    /// As presigned.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     sha256: String,
 }
 
@@ -321,8 +332,10 @@ pub async fn get_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PackChannelMove)]
 pub(crate) struct MoveBody {
+    /// Build to point at.
     build: String,
     #[serde(default, deserialize_with = "expected_build")]
+    /// Compare-and-swap: the build the channel must point at now (`null`: empty).
     expected_build: Option<Option<String>>,
 }
 

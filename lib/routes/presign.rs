@@ -27,16 +27,39 @@ pub const MAX_SINGLE_PUT: i64 = 5 * 1024 * 1024 * 1024;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PresignBody {
+    /// Product slug (release uploads).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     product: Option<String>,
+    /// SemVer version (release uploads; a leading `v` is accepted).
+    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$")]
     version: Option<String>,
+    /// `linux`, `windows` or `darwin` (`macos`) (release uploads).
+    #[schema(pattern = "^(linux|windows|darwin|macos)$")]
     os: Option<String>,
+    /// `x86_64` (`amd64`), `aarch64` (`arm64`), `i686`, `armv7` or `riscv64` (release uploads).
+    #[schema(pattern = "^(x86_64|amd64|aarch64|arm64|i686|armv7|riscv64)$")]
     arch: Option<String>,
+    /// Artifact kind (`appimage`, `deb`, `nsis`, `tar.gz`, …) (release uploads).
+    #[schema(pattern = "^[a-z0-9][a-z0-9.-]{0,31}$")]
     kind: Option<String>,
+    /// Pack slug (pack uploads).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pack: Option<String>,
+    /// Build id (pack uploads).
     build: Option<String>,
+    /// File name: letters, digits, `.`, `-`, `_`, `+`; not starting with `.`.
+    #[schema(
+        pattern = "^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$",
+        example = "launcher-1.0.0-x86_64.AppImage"
+    )]
     filename: String,
+    /// Bytes.
+    #[schema(minimum = 1)]
     size: i64,
+    /// Hex sha256 of the content.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     sha256: String,
+    /// MIME type (default `application/octet-stream`).
     content_type: Option<String>,
 }
 
