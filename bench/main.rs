@@ -139,6 +139,12 @@ impl Ctx {
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        // Experiments: the pool size of the measured functions (default: the Hub's).
+        .chain(
+            std::env::var("ATLAS_DB_POOL_SIZE")
+                .ok()
+                .map(|v| ("ATLAS_DB_POOL_SIZE".to_owned(), v)),
+        )
         .collect()
     }
 

@@ -1,7 +1,8 @@
 //! Contract fuzzing: schemathesis (from PyPI, pinned in `tests/contract/requirements.txt`)
 //! generates requests from the OpenAPI document the Hub serves and checks every answer
-//! against it: no 5xx, documented status codes, content types and response schemas, and
-//! schema-violating input refused with a 4xx.
+//! against it: no 5xx, documented status codes, content types and response schemas,
+//! schema-violating input refused with a 4xx, authentication enforced where the document
+//! says so, and 405 with a correct `Allow` for undocumented methods.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -41,7 +42,8 @@ fn fuzz(exe: &PathBuf, hub: &TestHub, token: &str, filter: &[&str], report: &str
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,\
-             response_schema_conformance,negative_data_rejection",
+             response_schema_conformance,negative_data_rejection,ignored_auth,\
+             unsupported_method,allow_header_conformance",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-time", &budget().to_string()])
