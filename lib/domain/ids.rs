@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use crate::http::ApiError;
+use crate::http::{ApiError, quoted};
 
 fn invalid(field: &str, value: &str, expected: &str) -> ApiError {
-    let shown: String = value.chars().take(80).collect();
     ApiError::invalid(format!(
-        "{field} {shown:?} is not valid: expected {expected}"
+        "{field} {} is not valid: expected {expected}",
+        quoted(value)
     ))
 }
 
@@ -46,17 +46,33 @@ impl fmt::Display for Slug {
     }
 }
 
+/// Longest version accepted, without its leading `v`.
+pub const MAX_VERSION_LEN: usize = 128;
+
 /// A SemVer 2.0 version, stored without a leading `v`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version(semver::Version);
 
 impl Version {
-    /// Parses `1.2.3`, `v1.2.3`, `1.2.3-beta.1+build.5`.
+    /// Parses `1.2.3`, `v1.2.3`, `1.2.3-beta.1+build.5`: at most [`MAX_VERSION_LEN`]
+    /// characters (SemVer sets no bound; storage keys and indexes need one).
     pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Self::parse_field("version", s)
+    }
+
+    /// [`Version::parse`], naming `field` (`expectedVersion`, `currentVersion`) in the error.
+    pub fn parse_field(field: &str, s: &str) -> Result<Self, ApiError> {
         let trimmed = s.strip_prefix('v').unwrap_or(s);
+        if trimmed.len() > MAX_VERSION_LEN {
+            return Err(invalid(
+                field,
+                s,
+                "a SemVer 2.0 version of at most 128 characters",
+            ));
+        }
         semver::Version::parse(trimmed).map(Version).map_err(|_| {
             invalid(
-                "version",
+                field,
                 s,
                 "a SemVer 2.0 version such as 1.4.0 or 2.0.0-beta.1",
             )
@@ -202,7 +218,8 @@ pub const CHANNELS: [&str; 3] = ["stable", "beta", "dev"];
 pub fn parse_channel(s: &str) -> Result<&'static str, ApiError> {
     CHANNELS.iter().find(|c| **c == s).copied().ok_or_else(|| {
         ApiError::not_found(format!(
-            "no channel {s:?}: channels are stable, beta and dev"
+            "no channel {}: channels are stable, beta and dev",
+            quoted(s)
         ))
     })
 }
@@ -254,6 +271,73 @@ pub fn parse_content_type(s: &str) -> Result<String, ApiError> {
             "a MIME type such as application/octet-stream",
         ))
     }
+}
+
+/// Characters never accepted in names people read: control characters and the Unicode
+/// bidirectional controls, which make text display in another order than it is stored
+/// ("Trojan Source": `U+202E` turns `exe.txt` into what reads as `txt.exe`).
+pub fn is_hidden_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// A display name (tokens, products, packs): trimmed, 1 to 100 characters, none of them a
+/// control or bidirectional control character.
+pub fn parse_name(field: &str, s: &str) -> Result<String, ApiError> {
+    let name = s.trim();
+    let count = name.chars().count();
+    if count == 0 || count > 100 {
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1 to 100 characters"
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| is_hidden_control(*c)) {
+        return Err(ApiError::invalid(format!(
+            "{field} contains the control character U+{:04X}; names are plain text",
+            c as u32
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Release notes: at most 100000 bytes of text; line breaks and tabs are the only control
+/// characters (PostgreSQL cannot store NUL, and nothing needs the others).
+pub fn parse_notes(s: &str) -> Result<&str, ApiError> {
+    if s.len() > 100_000 {
+        return Err(ApiError::invalid("notes are limited to 100000 bytes"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid(format!(
+            "notes contain the control character U+{:04X}; only line breaks and tabs are accepted",
+            c as u32
+        )));
+    }
+    Ok(s)
+}
+
+/// A declared artifact size in bytes: at least 1 (JSON numbers over `i64::MAX` never get
+/// this far: they fail to deserialize).
+pub fn parse_size(field: &str, size: i64) -> Result<u64, ApiError> {
+    u64::try_from(size).ok().filter(|s| *s >= 1).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{field} must be the artifact's size in bytes (at least 1), not {size}"
+        ))
+    })
+}
+
+/// A storage key as presign returned it: at most 1024 bytes, no control characters. Only
+/// looked up, never trusted: the upload recorded under it decides what it is.
+pub fn parse_storage_key(field: &str, s: &str) -> Result<String, ApiError> {
+    if s.is_empty() || s.len() > 1024 || s.chars().any(is_hidden_control) {
+        return Err(invalid(field, s, "the key presign returned"));
+    }
+    Ok(s.to_owned())
 }
 
 #[cfg(test)]

@@ -87,6 +87,46 @@ pub fn mismatch(reason: &'static str, detail: impl Into<String>) -> ApiError {
         .with_extra(serde_json::json!({ "reason": reason }))
 }
 
+/// Reads a JWT's header before any key is fetched: the token must be three base64url
+/// segments, its header JSON with `alg` RS256 and a `kid` of at most 256 characters.
+/// Returns the `kid`; 401 `oidc_invalid` with reason `malformed`, `algorithm` or
+/// `unknown_key` otherwise.
+pub fn parse_header(token: &str) -> Result<String, ApiError> {
+    #[derive(Deserialize)]
+    struct RawHeader {
+        alg: String,
+        kid: Option<String>,
+    }
+    let malformed = || invalid("malformed", "the OIDC token is not a JWT");
+    let segments: Vec<&str> = token.split('.').collect();
+    if segments.len() != 3 || token.len() > 16 * 1024 {
+        return Err(malformed());
+    }
+    let header: RawHeader = URL_SAFE_NO_PAD
+        .decode(segments[0].trim_end_matches('='))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(malformed)?;
+    if header.alg != "RS256" {
+        let shown: String = header.alg.chars().take(20).collect();
+        return Err(invalid(
+            "algorithm",
+            format!("OIDC tokens must be signed with RS256, not {shown:?}"),
+        ));
+    }
+    match header.kid {
+        Some(kid) if !kid.is_empty() && kid.len() <= 256 => Ok(kid),
+        Some(_) => Err(invalid(
+            "unknown_key",
+            "the OIDC token's key id (kid) is not valid",
+        )),
+        None => Err(invalid(
+            "unknown_key",
+            "the OIDC token names no key id (kid)",
+        )),
+    }
+}
+
 #[derive(Default)]
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
@@ -206,29 +246,7 @@ impl OidcVerifier {
                 "GitHub OIDC is not enabled on this Hub (ATLAS_OIDC_AUDIENCE is not set)",
             ));
         };
-        #[derive(Deserialize)]
-        struct RawHeader {
-            alg: String,
-            kid: Option<String>,
-        }
-        let header: RawHeader = token
-            .split('.')
-            .next()
-            .and_then(|h| URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| invalid("malformed", "the OIDC token is not a JWT"))?;
-        if header.alg != "RS256" {
-            return Err(invalid(
-                "algorithm",
-                format!(
-                    "OIDC tokens must be signed with RS256, not {:?}",
-                    header.alg
-                ),
-            ));
-        }
-        let kid = header
-            .kid
-            .ok_or_else(|| invalid("unknown_key", "the OIDC token names no key id (kid)"))?;
+        let kid = parse_header(token)?;
         let key = self.key_for(&kid).await?;
 
         let mut validation = Validation::new(Algorithm::RS256);

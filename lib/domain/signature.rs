@@ -20,6 +20,10 @@ pub fn parse_signature(value: &str) -> Result<KeyId, ApiError> {
     if value.starts_with("http://") || value.starts_with("https://") {
         return Err(bad("is a URL"));
     }
+    // A .sig file is a few hundred bytes; its trusted comment is the only free text.
+    if value.len() > 8192 {
+        return Err(bad("is longer than any .sig file"));
+    }
     let text = STANDARD
         .decode(value.trim())
         .ok()

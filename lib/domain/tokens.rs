@@ -220,18 +220,32 @@ pub fn bearer(req: &ApiRequest) -> Result<&str, ApiError> {
             "this route needs `Authorization: Bearer <token>` (CI: set ATLAS_APP_DEPLOY_TOKEN)",
         )
     })?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
+    parse_bearer(header)
+}
+
+/// The token of an `Authorization` value: `Bearer <token>`, the scheme in any case
+/// (RFC 9110 §11.1), or 401 `token_missing`.
+pub fn parse_bearer(header: &str) -> Result<&str, ApiError> {
+    header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             unauthorized(
                 "token_missing",
                 "the Authorization header must be `Bearer <token>`",
             )
-        })?;
-    Ok(token)
+        })
+}
+
+/// Whether `token` looks like a token this Hub issues (a known prefix, at most 200
+/// characters): anything else is refused without a database lookup.
+pub fn plausible(token: &str) -> bool {
+    token.len() <= 200
+        && [TokenKind::App, TokenKind::Pack, TokenKind::Admin]
+            .iter()
+            .any(|k| token.starts_with(k.prefix()))
 }
 
 const COLUMNS: &str = "id, name, kind, products, pack_id, scopes, channels, digest";
@@ -243,10 +257,7 @@ pub async fn authenticate(
     pepper: &Secret,
     token: &str,
 ) -> Result<Principal, ApiError> {
-    let known_prefix = [TokenKind::App, TokenKind::Pack, TokenKind::Admin]
-        .iter()
-        .any(|k| token.starts_with(k.prefix()));
-    if !known_prefix || token.len() > 200 {
+    if !plausible(token) {
         return Err(unauthorized(
             "token_invalid",
             "the token is not an Atlas deploy token",

@@ -49,9 +49,15 @@ pub fn etag_of(body: &[u8]) -> String {
 
 /// Whether the request's `If-None-Match` names `etag` (or `*`).
 fn not_modified(req: &ApiRequest, etag: &str) -> bool {
-    req.headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
+    if_none_match(req.headers.get_all(header::IF_NONE_MATCH), etag)
+}
+
+/// Whether `If-None-Match` field values name `etag` or `*`, with the weak comparison
+/// RFC 9110 §13.1.2 prescribes (`W/` ignored). Values that are not visible ASCII match
+/// nothing.
+pub fn if_none_match<'a>(values: impl IntoIterator<Item = &'a HeaderValue>, etag: &str) -> bool {
+    values
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))

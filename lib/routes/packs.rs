@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::releases::public_cache;
 use crate::db::{Conn, Sql};
 use crate::domain::audit::{self, Actor};
-use crate::domain::ids::{Slug, parse_sha256};
+use crate::domain::ids::{Slug, parse_filename, parse_sha256, parse_size, parse_storage_key};
 use crate::domain::packs::{self, Build, NewBuildArtifact, Pack};
 use crate::domain::tokens::{self, TokenKind, scope_denied};
 use crate::domain::{oidc, uploads};
-use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::http::{ApiError, ApiRequest, ApiResult, quoted, respond};
 use crate::state::AppState;
 use crate::storage::{Declared, verify_declared};
 
@@ -36,7 +36,8 @@ pub fn parse_build(s: &str) -> Result<String, ApiError> {
         Ok(s.to_owned())
     } else {
         Err(ApiError::invalid(format!(
-            "build {s:?} is not valid: letters, digits, '.', '_', '+' and '-', at most 64 characters"
+            "build {} is not valid: letters, digits, '.', '_', '+' and '-', at most 64 characters",
+            quoted(s)
         )))
     }
 }
@@ -54,7 +55,8 @@ pub fn parse_pack_channel(s: &str) -> Result<String, ApiError> {
         Ok(s.to_owned())
     } else {
         Err(ApiError::invalid(format!(
-            "pack channel {s:?} is not valid: lower-case letters, digits, '.', '_' and '-'"
+            "pack channel {} is not valid: lower-case letters, digits, '.', '_' and '-', at most 63",
+            quoted(s)
         )))
     }
 }
@@ -151,9 +153,16 @@ async fn resolve(
     let mut out: Vec<NewBuildArtifact> = Vec::with_capacity(body.len());
     for (i, a) in body.iter().enumerate() {
         let sha256 = parse_sha256(&a.sha256)?;
+        parse_size(&format!("artifacts[{i}].size"), a.size)?;
+        if let Some(filename) = &a.filename {
+            parse_filename(filename)?;
+        }
         let upload = match (&a.upload_id, &a.key) {
             (Some(id), _) => uploads::by_id(db, *id).await?,
-            (None, Some(key)) => uploads::by_key(db, key).await?,
+            (None, Some(key)) => {
+                let key = parse_storage_key(&format!("artifacts[{i}].key"), key)?;
+                uploads::by_key(db, &key).await?
+            }
             (None, None) => {
                 return Err(ApiError::invalid(format!(
                     "artifact {i} needs uploadId or key from presign"
@@ -335,6 +344,10 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let channel = parse_pack_channel(req.param("channel"))?;
     let body: MoveBody = req.json()?;
     let build = parse_build(&body.build)?;
+    let expected_build = body
+        .expected_build
+        .map(|e| e.as_deref().map(parse_build).transpose())
+        .transpose()?;
     let mut conn = state.db.conn().await?;
     let pack = packs::get(&conn, slug.as_str()).await?;
     let actor = authenticate_pack(&state, &conn, &req, &pack).await?;
@@ -342,7 +355,7 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let target = packs::find_build(&tx, pack.id, &build)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pack {} has no build {build}", pack.slug)))?;
-    let expected = body.expected_build.as_ref().map(|e| e.as_deref());
+    let expected = expected_build.as_ref().map(|e| e.as_deref());
     let previous =
         packs::move_channel(&tx, pack.id, &channel, target.id, expected, &actor.name).await?;
     audit::record(
