@@ -405,4 +405,22 @@ mod tests {
             table
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// What a Vercel function rebuilds from query parameters resolves to the same
+        /// parameters, whatever they hold.
+        #[test]
+        fn filled_patterns_match_back_to_their_parameters(
+            product in crate::test_support::hostile_string(20),
+            version in crate::test_support::hostile_string(20),
+        ) {
+            proptest::prop_assume!(!product.is_empty() && !version.is_empty());
+            let route = find("/api/v1/releases/{product}/{version}");
+            let params = vec![("product", product.clone()), ("version", version.clone())];
+            let path = fill(route.pattern, &params);
+            proptest::prop_assert_eq!(route.match_path(&path), Some(params));
+        }
+    }
 }

@@ -285,3 +285,109 @@ mod tests {
         }
     }
 }
+
+/// Properties: any body bytes and any content type give a value or a 4xx problem (never a
+/// panic), and a JSON field the body type does not declare is refused by name.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::{any_bytes, hostile_string};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        size: Option<i64>,
+        list: Option<Vec<String>>,
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            hostile_string(20).prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("name".to_owned()),
+                        Just("size".to_owned()),
+                        Just("list".to_owned()),
+                        hostile_string(8)
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_are_a_body_or_a_400(bytes in prop_oneof![
+            any_bytes(200),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            (1usize..20_000, prop::sample::select(vec!["[", "{\"a\":", "{\"list\":["])).prop_map(|(n, s)| {
+                format!("{{\"name\":{}", s.repeat(n)).into_bytes()
+            }),
+        ]) {
+            match parse_json_object::<Body>(&bytes) {
+                Ok(b) => prop_assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok(), "{b:?}"),
+                Err(e) => {
+                    prop_assert_eq!(e.status.as_u16(), 400);
+                    prop_assert!(e.code == "invalid_json" || e.code == "invalid_input", "{}", e.code);
+                }
+            }
+        }
+
+        #[test]
+        fn undeclared_fields_are_refused_by_name(field in "[a-zA-Z_][a-zA-Z0-9_]{0,12}", value in json_value()) {
+            prop_assume!(!["name", "size", "list"].contains(&field.as_str()));
+            let mut body = serde_json::Map::new();
+            body.insert("name".into(), "x".into());
+            body.insert(field.clone(), value);
+            let body = serde_json::Value::Object(body);
+            let e = parse_json_object::<Body>(body.to_string().as_bytes()).unwrap_err();
+            prop_assert_eq!(e.code, "invalid_input");
+            prop_assert!(e.detail.contains(&format!("unknown field `{field}`")), "{}", e.detail);
+        }
+
+        #[test]
+        fn sizes_outside_i64_or_not_integers_are_refused_naming_size(
+            n in prop_oneof![
+                (i64::MAX as u64 + 1..=u64::MAX).prop_map(|n| n.to_string()),
+                any::<f64>().prop_filter("not integral", |f| f.fract() != 0.0 && f.is_finite()).prop_map(|f| f.to_string()),
+                "[1-9][0-9]{19,39}",
+                Just("1e3".to_owned()), Just("\"12\"".to_owned()), Just("true".to_owned()),
+            ]
+        ) {
+            let body = format!("{{\"name\":\"x\",\"size\":{n}}}");
+            let e = parse_json_object::<Body>(body.as_bytes()).unwrap_err();
+            prop_assert_eq!(e.code, "invalid_input");
+            prop_assert!(e.detail.starts_with("size: "), "{}", e.detail);
+        }
+
+        #[test]
+        fn any_content_type_is_json_or_415(ct in prop_oneof![
+            hostile_string(40),
+            "[aA]pplication/[jJ][sS][oO][nN]( ?; ?[a-z]{1,8}=[a-zA-Z0-9\"-]{0,8})?",
+        ]) {
+            if let Err(e) = check_json_content_type(Some(&ct)) {
+                prop_assert_eq!((e.status.as_u16(), e.code), (415, "unsupported_media_type"));
+            } else {
+                prop_assert!(ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            }
+        }
+    }
+}

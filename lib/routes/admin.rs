@@ -491,3 +491,46 @@ pub async fn list_packs(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         &json!({ "packs": packs::list(&conn).await? }),
     )
 }
+
+/// Properties of the pagination parameters: any input is a page or a 400, and every cursor
+/// the API returns (a positive id) is accepted as it was printed.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::{hostile_string, refusal};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn returned_cursors_round_trip(id in 1i64..=i64::MAX, limit in 1i64..=100) {
+            let (cursor, l) = parse_pagination(Some(&limit.to_string()), Some(&id.to_string())).unwrap();
+            prop_assert_eq!((cursor, l), (Some(id), limit));
+        }
+
+        #[test]
+        fn any_query_is_a_page_or_invalid_input(
+            limit in prop::option::of(prop_oneof![hostile_string(12), "-?[0-9]{1,21}", "\\+[0-9]{1,3}"]),
+            cursor in prop::option::of(prop_oneof![hostile_string(12), "-?[0-9]{1,21}", "0[0-9]{1,4}", "\\+[0-9]{1,4}"]),
+        ) {
+            match parse_pagination(limit.as_deref(), cursor.as_deref()) {
+                Ok((c, l)) => {
+                    prop_assert!((1..=100).contains(&l));
+                    if let Some(c) = c {
+                        prop_assert!(c > 0);
+                        let printed = c.to_string();
+                        prop_assert_eq!(cursor.as_deref(), Some(printed.as_str()));
+                    } else {
+                        prop_assert!(cursor.is_none());
+                    }
+                    if limit.is_none() {
+                        prop_assert_eq!(l, 20);
+                    }
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+        }
+    }
+}

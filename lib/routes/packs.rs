@@ -372,3 +372,59 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     view["previousBuild"] = json!(previous);
     respond::json(StatusCode::OK, &view)
 }
+
+/// Properties of the pack identifiers and of the trusted publisher's ref patterns.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::packs::glob_match;
+    use crate::test_support::{hostile_string, refusal};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn builds_and_pack_channels_accept_only_safe_names(s in prop_oneof![
+            hostile_string(70), "[A-Za-z0-9][A-Za-z0-9._+-]{0,70}", "[a-z0-9][a-z0-9._-]{0,70}"
+        ]) {
+            match parse_build(&s) {
+                Ok(b) => {
+                    prop_assert!(!b.is_empty() && b.len() <= 64 && b.is_ascii());
+                    prop_assert!(!b.contains(['/', '\\', '\0', ' ', '%', '\'', '"', ';']));
+                    prop_assert!(b.as_bytes()[0].is_ascii_alphanumeric());
+                    prop_assert_eq!(parse_build(&b).unwrap(), b);
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+            match parse_pack_channel(&s) {
+                Ok(c) => {
+                    prop_assert!(!c.is_empty() && c.len() <= 63);
+                    prop_assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+                    prop_assert_eq!(parse_pack_channel(&c).unwrap(), c);
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+        }
+
+        #[test]
+        fn ref_patterns_without_a_star_are_equality(pattern in "[a-z/.]{0,20}", value in "[a-z/.]{0,20}") {
+            prop_assert_eq!(glob_match(&pattern, &value), pattern == value);
+            prop_assert!(glob_match(&pattern, &pattern));
+        }
+
+        #[test]
+        fn ref_patterns_glob_prefixes_and_suffixes(prefix in hostile_string(10), middle in hostile_string(10),
+                                                  suffix in hostile_string(10), value in hostile_string(30)) {
+            let prefix = prefix.replace('*', "");
+            let suffix = suffix.replace('*', "");
+            prop_assert!(glob_match("*", &value));
+            let (pattern, matching) = (format!("{prefix}*{suffix}"), format!("{prefix}{middle}{suffix}"));
+            prop_assert!(glob_match(&pattern, &matching));
+            prop_assert_eq!(glob_match(&format!("{prefix}*"), &value), value.starts_with(&prefix));
+            // Total on any pattern.
+            let _ = glob_match(&value, &middle);
+        }
+    }
+}
