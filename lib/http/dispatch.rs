@@ -409,6 +409,30 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
+        /// A client's `x-request-id` is echoed only when it is a short token; anything else
+        /// (controls, quotes, non-ASCII, over 64 bytes) is replaced by a fresh id.
+        #[test]
+        fn request_ids_are_echoed_only_when_safe(id in proptest::prop_oneof![
+            crate::test_support::hostile_string(80),
+            "[A-Za-z0-9_-]{1,70}",
+        ]) {
+            let mut request = http::Request::new(());
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                request.headers_mut().insert("x-request-id", v);
+            }
+            let (parts, ()) = request.into_parts();
+            let got = request_id(&parts);
+            let safe = !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if safe {
+                proptest::prop_assert_eq!(got, id);
+            } else {
+                proptest::prop_assert_eq!(got.len(), 32);
+                proptest::prop_assert!(got.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+        }
+
         /// What a Vercel function rebuilds from query parameters resolves to the same
         /// parameters, whatever they hold.
         #[test]

@@ -230,3 +230,28 @@ mod tests {
         );
     }
 }
+
+/// Properties of quoting client input in problem details.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::hostile_string;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn quoted_input_is_bounded_and_shows_no_control_or_bidi_character(s in hostile_string(300)) {
+            let q = quoted(&s);
+            // 80 characters, each at most a 10-character escape, plus the size note.
+            prop_assert!(q.chars().count() <= 80 * 10 + 40, "{}", q.len());
+            prop_assert!(!q.chars().any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)), "{q}");
+            if s.chars().count() <= 80 {
+                prop_assert_eq!(q, format!("{s:?}"));
+            }
+        }
+    }
+}
