@@ -19,5 +19,8 @@ pub mod routes;
 pub mod state;
 pub mod storage;
 
+#[cfg(test)]
+mod test_support;
+
 /// The crate version, reported by `/api/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

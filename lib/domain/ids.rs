@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use crate::http::ApiError;
+use crate::http::{ApiError, quoted};
 
 fn invalid(field: &str, value: &str, expected: &str) -> ApiError {
-    let shown: String = value.chars().take(80).collect();
     ApiError::invalid(format!(
-        "{field} {shown:?} is not valid: expected {expected}"
+        "{field} {} is not valid: expected {expected}",
+        quoted(value)
     ))
 }
 
@@ -46,17 +46,33 @@ impl fmt::Display for Slug {
     }
 }
 
+/// Longest version accepted, without its leading `v`.
+pub const MAX_VERSION_LEN: usize = 128;
+
 /// A SemVer 2.0 version, stored without a leading `v`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version(semver::Version);
 
 impl Version {
-    /// Parses `1.2.3`, `v1.2.3`, `1.2.3-beta.1+build.5`.
+    /// Parses `1.2.3`, `v1.2.3`, `1.2.3-beta.1+build.5`: at most [`MAX_VERSION_LEN`]
+    /// characters (SemVer sets no bound; storage keys and indexes need one).
     pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Self::parse_field("version", s)
+    }
+
+    /// [`Version::parse`], naming `field` (`expectedVersion`, `currentVersion`) in the error.
+    pub fn parse_field(field: &str, s: &str) -> Result<Self, ApiError> {
         let trimmed = s.strip_prefix('v').unwrap_or(s);
+        if trimmed.len() > MAX_VERSION_LEN {
+            return Err(invalid(
+                field,
+                s,
+                "a SemVer 2.0 version of at most 128 characters",
+            ));
+        }
         semver::Version::parse(trimmed).map(Version).map_err(|_| {
             invalid(
-                "version",
+                field,
                 s,
                 "a SemVer 2.0 version such as 1.4.0 or 2.0.0-beta.1",
             )
@@ -202,7 +218,8 @@ pub const CHANNELS: [&str; 3] = ["stable", "beta", "dev"];
 pub fn parse_channel(s: &str) -> Result<&'static str, ApiError> {
     CHANNELS.iter().find(|c| **c == s).copied().ok_or_else(|| {
         ApiError::not_found(format!(
-            "no channel {s:?}: channels are stable, beta and dev"
+            "no channel {}: channels are stable, beta and dev",
+            quoted(s)
         ))
     })
 }
@@ -256,6 +273,73 @@ pub fn parse_content_type(s: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Characters never accepted in names people read: control characters and the Unicode
+/// bidirectional controls, which make text display in another order than it is stored
+/// ("Trojan Source": `U+202E` turns `exe.txt` into what reads as `txt.exe`).
+pub fn is_hidden_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// A display name (tokens, products, packs): trimmed, 1 to 100 characters, none of them a
+/// control or bidirectional control character.
+pub fn parse_name(field: &str, s: &str) -> Result<String, ApiError> {
+    let name = s.trim();
+    let count = name.chars().count();
+    if count == 0 || count > 100 {
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1 to 100 characters"
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| is_hidden_control(*c)) {
+        return Err(ApiError::invalid(format!(
+            "{field} contains the control character U+{:04X}; names are plain text",
+            c as u32
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Release notes: at most 100000 bytes of text; line breaks and tabs are the only control
+/// characters (PostgreSQL cannot store NUL, and nothing needs the others).
+pub fn parse_notes(s: &str) -> Result<&str, ApiError> {
+    if s.len() > 100_000 {
+        return Err(ApiError::invalid("notes are limited to 100000 bytes"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid(format!(
+            "notes contain the control character U+{:04X}; only line breaks and tabs are accepted",
+            c as u32
+        )));
+    }
+    Ok(s)
+}
+
+/// A declared artifact size in bytes: at least 1 (JSON numbers over `i64::MAX` never get
+/// this far: they fail to deserialize).
+pub fn parse_size(field: &str, size: i64) -> Result<u64, ApiError> {
+    u64::try_from(size).ok().filter(|s| *s >= 1).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{field} must be the artifact's size in bytes (at least 1), not {size}"
+        ))
+    })
+}
+
+/// A storage key as presign returned it: at most 1024 bytes, no control characters. Only
+/// looked up, never trusted: the upload recorded under it decides what it is.
+pub fn parse_storage_key(field: &str, s: &str) -> Result<String, ApiError> {
+    if s.is_empty() || s.len() > 1024 || s.chars().any(is_hidden_control) {
+        return Err(invalid(field, s, "the key presign returned"));
+    }
+    Ok(s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +390,320 @@ mod tests {
         assert!(parse_kind("AppImage").is_err());
         assert_eq!(parse_sha256(&"AB".repeat(32)).unwrap(), "ab".repeat(32));
         assert!(parse_sha256("xyz").is_err());
+    }
+}
+
+/// Properties of the identifier parsers: every one total on hostile input, accepting exactly
+/// its grammar, with canonical forms that re-parse to themselves.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::http::Route;
+    use crate::test_support::{hostile_string, refusal, semver_string};
+
+    fn slug_grammar(s: &str) -> bool {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().count() <= 63
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    }
+
+    fn kind_grammar(s: &str) -> bool {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().count() <= 32
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn slugs_accept_exactly_their_grammar(s in prop_oneof![hostile_string(80), "[a-z0-9][a-z0-9-]{0,70}"]) {
+            match Slug::parse("product", &s) {
+                Ok(slug) => {
+                    prop_assert!(slug_grammar(&s), "{s:?} accepted");
+                    prop_assert_eq!(slug.as_str(), s.as_str());
+                    prop_assert_eq!(Slug::parse("product", slug.as_str()).unwrap(), slug);
+                }
+                Err(e) => {
+                    prop_assert!(!slug_grammar(&s), "{s:?} refused");
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                    prop_assert!(e.detail.starts_with("product "), "{}", e.detail);
+                }
+            }
+        }
+
+        #[test]
+        fn canonical_versions_round_trip(v in semver_string(), prefix in prop::bool::ANY) {
+            prop_assume!(v.len() <= MAX_VERSION_LEN);
+            let input = if prefix { format!("v{v}") } else { v.clone() };
+            let parsed = Version::parse(&input).unwrap();
+            prop_assert_eq!(parsed.to_string(), v.clone());
+            prop_assert_eq!(Version::parse(&parsed.to_string()).unwrap(), parsed);
+        }
+
+        #[test]
+        fn percent_encoded_versions_decode_to_the_same_version(v in semver_string()) {
+            prop_assume!(v.len() <= MAX_VERSION_LEN);
+            let route = Route { pattern: "/u/{currentVersion}", methods: &[], api_file: "", bin: "" };
+            for set in [percent_encoding::NON_ALPHANUMERIC, percent_encoding::CONTROLS] {
+                let path = format!("/u/{}", percent_encoding::utf8_percent_encode(&v, set));
+                let params = route.match_path(&path).unwrap();
+                prop_assert_eq!(Version::parse(&params[0].1).unwrap().to_string(), v.clone());
+            }
+        }
+
+        #[test]
+        fn any_version_string_parses_or_is_refused_naming_the_field(s in prop_oneof![
+            hostile_string(40),
+            semver_string().prop_map(|v| format!("v{v}")),
+            "[0-9v.+-]{0,20}",
+        ]) {
+            match Version::parse(&s) {
+                Ok(v) => {
+                    // Canonical: no `v`, stable when parsed again, within the length bound.
+                    let canonical = v.to_string();
+                    prop_assert!(!canonical.starts_with('v'));
+                    prop_assert!(canonical.len() <= MAX_VERSION_LEN);
+                    prop_assert_eq!(Version::parse(&canonical).unwrap().to_string(), canonical.clone());
+                    prop_assert_eq!(canonical.as_str(), s.strip_prefix('v').unwrap_or(&s));
+                }
+                Err(e) => {
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                    prop_assert!(e.detail.starts_with("version "), "{}", e.detail);
+                }
+            }
+        }
+
+        #[test]
+        fn numeric_identifiers_with_leading_zeros_are_refused(
+            n in 0u64..1000, at in 0usize..4, v in semver_string()
+        ) {
+            let zeroed = format!("0{n}");
+            let mut parts: Vec<String> = v.splitn(3, '.').map(str::to_owned).collect();
+            let bad = match at {
+                3 => format!("1.2.3-{zeroed}"),
+                i => {
+                    let rest = parts[2].find(['-', '+']).map(|p| parts[2][p..].to_owned()).unwrap_or_default();
+                    parts[2] = parts[2].split(['-', '+']).next().unwrap().to_owned();
+                    parts[i] = zeroed;
+                    format!("{}.{}.{}{rest}", parts[0], parts[1], parts[2])
+                }
+            };
+            prop_assert!(Version::parse(&bad).is_err(), "{bad:?} accepted");
+        }
+
+        #[test]
+        fn overlong_versions_are_refused(extra in 1usize..400) {
+            let long = format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN - 6 + extra));
+            let e = Version::parse(&long).unwrap_err();
+            prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+            let at_limit = format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN - 6));
+            prop_assert!(Version::parse(&at_limit).is_ok());
+        }
+
+        #[test]
+        fn os_arch_and_platforms_accept_their_names_and_aliases_only(s in prop_oneof![
+            hostile_string(12),
+            prop::sample::select(vec!["linux", "windows", "darwin", "macos", "x86_64", "amd64",
+                "aarch64", "arm64", "i686", "armv7", "riscv64", "Linux", "x86-64", "linux ", ""])
+                .prop_map(String::from),
+        ]) {
+            let os_names = ["linux", "windows", "darwin", "macos"];
+            let arch_names = ["x86_64", "amd64", "aarch64", "arm64", "i686", "armv7", "riscv64"];
+            match Os::parse(&s) {
+                Ok(os) => {
+                    prop_assert!(os_names.contains(&s.as_str()));
+                    prop_assert_eq!(Os::parse(os.as_str()).unwrap(), os);
+                }
+                Err(e) => {
+                    prop_assert!(!os_names.contains(&s.as_str()));
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                }
+            }
+            match Arch::parse(&s) {
+                Ok(arch) => {
+                    prop_assert!(arch_names.contains(&s.as_str()));
+                    prop_assert_eq!(Arch::parse(arch.as_str()).unwrap(), arch);
+                }
+                Err(e) => {
+                    prop_assert!(!arch_names.contains(&s.as_str()));
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                }
+            }
+            if let Ok(p) = Platform::parse(&s) {
+                prop_assert_eq!(Platform::parse(&p.to_string()).unwrap(), p);
+            }
+        }
+
+        #[test]
+        fn every_platform_prints_and_parses_back(os in 0usize..4, arch in 0usize..7) {
+            let os = ["linux", "windows", "darwin", "macos"][os];
+            let arch = ["x86_64", "amd64", "aarch64", "arm64", "i686", "armv7", "riscv64"][arch];
+            let p = Platform::parse(&format!("{os}-{arch}")).unwrap();
+            let canonical = p.to_string();
+            prop_assert_eq!(Platform::parse(&canonical).unwrap().to_string(), canonical);
+        }
+
+        #[test]
+        fn kinds_accept_exactly_their_grammar(s in prop_oneof![hostile_string(40), "[a-z0-9][a-z0-9.-]{0,34}"]) {
+            match parse_kind(&s) {
+                Ok(k) => {
+                    prop_assert!(kind_grammar(&s));
+                    prop_assert_eq!(parse_kind(&k).unwrap(), k);
+                }
+                Err(e) => {
+                    prop_assert!(!kind_grammar(&s));
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                    prop_assert!(e.detail.starts_with("kind "));
+                }
+            }
+        }
+
+        #[test]
+        fn accepted_filenames_cannot_name_another_folder_or_hide_characters(
+            s in prop_oneof![hostile_string(60), "[A-Za-z0-9._+-]{1,210}"]
+        ) {
+            match parse_filename(&s) {
+                Ok(f) => {
+                    prop_assert_eq!(&f, &s);
+                    prop_assert!(!f.is_empty() && f.len() <= 200);
+                    prop_assert!(!f.starts_with('.'));
+                    prop_assert!(f.is_ascii());
+                    prop_assert!(!f.contains(['/', '\\', '\0', ' ', '%', '"', '\'', ';', '$', '`']));
+                    prop_assert!(!f.chars().any(|c| c.is_control()));
+                    prop_assert_eq!(parse_filename(&f).unwrap(), f);
+                }
+                Err(e) => {
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                    prop_assert!(e.detail.starts_with("filename "));
+                }
+            }
+        }
+
+        #[test]
+        fn filenames_with_separators_controls_or_bidi_are_refused(
+            base in "[A-Za-z0-9_]{1,20}",
+            bad in prop::sample::select(vec!["/", "\\", "\0", "\n", "\r", "\u{202E}", "\u{2066}", "..", "\u{7F}", "%2F"]),
+            at_start in prop::bool::ANY,
+        ) {
+            let s = if at_start { format!("{bad}{base}") } else { format!("{base}{bad}x") };
+            // `a..b` stays inside its folder (no separator can follow): only a leading dot is refused.
+            if bad == ".." && !at_start {
+                prop_assert!(parse_filename(&s).is_ok());
+            } else {
+                prop_assert!(parse_filename(&s).is_err(), "{s:?}");
+            }
+        }
+
+        #[test]
+        fn sha256_is_64_hex_digits_lowered(bytes in prop::array::uniform32(any::<u8>()), upper in prop::bool::ANY) {
+            let hex = hex::encode(bytes);
+            let input = if upper { hex.to_ascii_uppercase() } else { hex.clone() };
+            prop_assert_eq!(parse_sha256(&input).unwrap(), hex.clone());
+            prop_assert_eq!(parse_sha256(&hex).unwrap(), hex.clone());
+            // One digit more or less, or one that is not hex: refused.
+            prop_assert!(parse_sha256(&hex[1..]).is_err());
+            let longer = format!("{hex}0");
+            prop_assert!(parse_sha256(&longer).is_err());
+            let not_hex = format!("g{}", &hex[1..]);
+            prop_assert_eq!(refusal(&parse_sha256(&not_hex).unwrap_err()), (400, "invalid_input"));
+        }
+
+        #[test]
+        fn any_sha256_input_is_refused_unless_hex(s in prop_oneof![hostile_string(70), "[0-9a-fA-F]{60,68}"]) {
+            match parse_sha256(&s) {
+                Ok(h) => {
+                    prop_assert!(h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+                    prop_assert!(s.eq_ignore_ascii_case(&h));
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+        }
+
+        #[test]
+        fn content_types_are_type_slash_subtype(s in prop_oneof![hostile_string(40), "[a-z]{1,10}/[a-z0-9.+-]{1,20}"]) {
+            if let Ok(ct) = parse_content_type(&s) {
+                let (a, b) = ct.split_once('/').unwrap();
+                prop_assert!(!a.is_empty() && !b.is_empty() && ct.len() <= 100);
+                prop_assert!(!ct.contains(['\r', '\n', ';', ' ', '\0']));
+            }
+        }
+
+        #[test]
+        fn names_never_hold_controls_or_bidi(s in hostile_string(120)) {
+            match parse_name("name", &s) {
+                Ok(n) => {
+                    prop_assert_eq!(n.as_str(), s.trim());
+                    prop_assert!((1..=100).contains(&n.chars().count()));
+                    prop_assert!(!n.chars().any(is_hidden_control));
+                    prop_assert_eq!(parse_name("name", &n).unwrap(), n);
+                }
+                Err(e) => {
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                    prop_assert!(e.detail.starts_with("name "));
+                }
+            }
+        }
+
+        #[test]
+        fn notes_keep_line_breaks_and_refuse_other_controls(s in hostile_string(200)) {
+            match parse_notes(&s) {
+                Ok(n) => prop_assert!(!n.chars().any(|c| c.is_control() && !"\n\r\t".contains(c))),
+                Err(e) => {
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                    prop_assert!(s.chars().any(|c| c.is_control() && !"\n\r\t".contains(c)));
+                }
+            }
+        }
+
+        #[test]
+        fn sizes_are_positive(size in any::<i64>()) {
+            match parse_size("artifacts[0].size", size) {
+                Ok(n) => prop_assert!(size >= 1 && n == size as u64),
+                Err(e) => {
+                    prop_assert!(size < 1);
+                    prop_assert_eq!(refusal(&e), (400, "invalid_input"));
+                    prop_assert!(e.detail.starts_with("artifacts[0].size "), "{}", e.detail);
+                }
+            }
+        }
+
+        #[test]
+        fn storage_keys_are_bounded_and_visible(s in prop_oneof![hostile_string(60), "[a-z0-9/._-]{1,1030}"]) {
+            match parse_storage_key("key", &s) {
+                Ok(k) => prop_assert!(!k.is_empty() && k.len() <= 1024 && !k.chars().any(is_hidden_control)),
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+        }
+
+        #[test]
+        fn product_channels_are_the_three_names(s in prop_oneof![hostile_string(10),
+            prop::sample::select(vec!["stable", "beta", "dev", "Stable", "stable ", "prod"]).prop_map(String::from)]) {
+            match parse_channel(&s) {
+                Ok(c) => prop_assert_eq!(c, s.as_str()),
+                Err(e) => prop_assert_eq!(refusal(&e), (404, "not_found")),
+            }
+        }
+    }
+
+    #[test]
+    fn hidden_controls_include_every_bidi_override_and_isolate() {
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\0', '\u{1B}',
+        ] {
+            assert!(is_hidden_control(c), "U+{:04X}", c as u32);
+        }
+        for c in ['a', 'é', 'ש', '😀', ' '] {
+            assert!(!is_hidden_control(c));
+        }
     }
 }

@@ -20,6 +20,10 @@ pub fn parse_signature(value: &str) -> Result<KeyId, ApiError> {
     if value.starts_with("http://") || value.starts_with("https://") {
         return Err(bad("is a URL"));
     }
+    // A .sig file is a few hundred bytes; its trusted comment is the only free text.
+    if value.len() > 8192 {
+        return Err(bad("is longer than any .sig file"));
+    }
     let text = STANDARD
         .decode(value.trim())
         .ok()
@@ -120,6 +124,82 @@ wLMDjy9FLAuxZ3q4NlEvkgtyhrr0gtTu6KC4KBJdITbbOeAi1zBIYo0v4iTgt8jJpIidRJnp94ABQkJA
             let e = parse_signature(bad).unwrap_err();
             assert_eq!(e.code, "invalid_signature");
             assert!(e.detail.contains(".sig file"), "{}", e.detail);
+        }
+    }
+}
+
+/// Properties: both parsers are total on hostile input and answer their own problem codes;
+/// accepted keys come back in one canonical form.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::tests::{PUBKEY_LINE, SIG_FILE, tauri_signature};
+    use super::*;
+    use crate::test_support::{any_bytes, hostile_string, refusal};
+
+    fn signature_input() -> impl Strategy<Value = String> {
+        prop_oneof![
+            hostile_string(200),
+            any_bytes(300).prop_map(|b| STANDARD.encode(b)),
+            // Text files of a few lines, base64'd as Tauri wraps .sig files.
+            proptest::collection::vec(hostile_string(120), 0..6)
+                .prop_map(|lines| STANDARD.encode(lines.join("\n"))),
+            // The real signature with one character replaced.
+            (0usize..SIG_FILE.len(), any::<char>()).prop_map(|(i, c)| {
+                let mut chars: Vec<char> = SIG_FILE.chars().collect();
+                let i = i % chars.len();
+                chars[i] = c;
+                STANDARD.encode(chars.into_iter().collect::<String>())
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn signatures_parse_or_are_refused_with_the_fix(s in signature_input()) {
+            if let Err(e) = parse_signature(&s) {
+                prop_assert_eq!(refusal(&e), (422, "invalid_signature"));
+                prop_assert!(e.detail.contains(".sig file"), "{}", e.detail);
+            }
+        }
+
+        #[test]
+        fn surrounding_whitespace_does_not_change_a_signature(pre in "[ \t\r\n]{0,3}", post in "[ \t\r\n]{0,3}") {
+            let (_, key) = parse_public_key(PUBKEY_LINE).unwrap();
+            prop_assert_eq!(parse_signature(&format!("{pre}{}{post}", tauri_signature())).unwrap(), key);
+        }
+
+        #[test]
+        fn public_keys_parse_or_are_refused(s in prop_oneof![
+            hostile_string(200),
+            any_bytes(120).prop_map(|b| STANDARD.encode(b)),
+            proptest::collection::vec(hostile_string(60), 0..4).prop_map(|l| l.join("\n")),
+            (0usize..PUBKEY_LINE.len(), "[A-Za-z0-9+/=]").prop_map(|(i, c)| {
+                let mut s = PUBKEY_LINE.to_owned();
+                s.replace_range(i..i + 1, &c);
+                s
+            }),
+        ]) {
+            match parse_public_key(&s) {
+                // The canonical form is the bare key line, which parses to itself.
+                Ok((line, id)) => {
+                    let again = parse_public_key(&line).unwrap();
+                    prop_assert_eq!(&again.0, &line);
+                    prop_assert_eq!(again.1, id);
+                    prop_assert_eq!(key_id_hex(&id).len(), 16);
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (422, "invalid_public_key")),
+            }
+        }
+
+        #[test]
+        fn key_ids_print_as_16_upper_hex_digits(id in prop::array::uniform8(any::<u8>())) {
+            let hex = key_id_hex(&id);
+            prop_assert_eq!(hex.len(), 16);
+            prop_assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
         }
     }
 }

@@ -220,18 +220,32 @@ pub fn bearer(req: &ApiRequest) -> Result<&str, ApiError> {
             "this route needs `Authorization: Bearer <token>` (CI: set ATLAS_APP_DEPLOY_TOKEN)",
         )
     })?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
+    parse_bearer(header)
+}
+
+/// The token of an `Authorization` value: `Bearer <token>`, the scheme in any case
+/// (RFC 9110 §11.1), or 401 `token_missing`.
+pub fn parse_bearer(header: &str) -> Result<&str, ApiError> {
+    header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             unauthorized(
                 "token_missing",
                 "the Authorization header must be `Bearer <token>`",
             )
-        })?;
-    Ok(token)
+        })
+}
+
+/// Whether `token` looks like a token this Hub issues (a known prefix, at most 200
+/// characters): anything else is refused without a database lookup.
+pub fn plausible(token: &str) -> bool {
+    token.len() <= 200
+        && [TokenKind::App, TokenKind::Pack, TokenKind::Admin]
+            .iter()
+            .any(|k| token.starts_with(k.prefix()))
 }
 
 const COLUMNS: &str = "id, name, kind, products, pack_id, scopes, channels, digest";
@@ -243,10 +257,7 @@ pub async fn authenticate(
     pepper: &Secret,
     token: &str,
 ) -> Result<Principal, ApiError> {
-    let known_prefix = [TokenKind::App, TokenKind::Pack, TokenKind::Admin]
-        .iter()
-        .any(|k| token.starts_with(k.prefix()));
-    if !known_prefix || token.len() > 200 {
+    if !plausible(token) {
         return Err(unauthorized(
             "token_invalid",
             "the token is not an Atlas deploy token",
@@ -430,5 +441,65 @@ mod tests {
                 .is_ok()
         );
         assert!(all.require_admin().is_err());
+    }
+}
+
+/// Properties of reading credentials from requests.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::{hostile_string, refusal};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn bearer_values_give_their_token_whatever_the_scheme_case(
+            scheme in "[bB][eE][aA][rR][eE][rR]", token in "[!-~]{1,80}", pad in " {0,3}"
+        ) {
+            let header = format!("{scheme} {pad}{token}{pad}");
+            prop_assert_eq!(parse_bearer(&header).unwrap(), token.as_str());
+        }
+
+        #[test]
+        fn any_authorization_value_gives_a_token_or_token_missing(s in hostile_string(80)) {
+            match parse_bearer(&s) {
+                Ok(t) => {
+                    prop_assert!(!t.is_empty() && t.trim() == t);
+                    prop_assert!(s[..6].eq_ignore_ascii_case("bearer"));
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (401, "token_missing")),
+            }
+        }
+
+        #[test]
+        fn issued_tokens_are_plausible_and_others_are_not(kind in 0usize..3, junk in hostile_string(60)) {
+            let kind = [TokenKind::App, TokenKind::Pack, TokenKind::Admin][kind];
+            let pepper = Secret::new("p".repeat(32));
+            let token = generate(kind, &pepper);
+            let plaintext = token.plaintext.expose();
+            prop_assert!(plausible(plaintext));
+            prop_assert_eq!(TokenKind::parse(kind.as_str()), Some(kind));
+            prop_assert!(plaintext[kind.prefix().len()..].bytes().all(|b| b.is_ascii_alphanumeric()));
+            prop_assert_eq!(token.digest, digest(&pepper, plaintext));
+            // No known prefix, or longer than any token: refused before any lookup.
+            prop_assert_eq!(plausible(&junk), junk.len() <= 200 && junk.starts_with("atlas_")
+                && ["atlas_app_", "atlas_pack_", "atlas_admin_"].iter().any(|p| junk.starts_with(p)));
+            let too_long = format!("{plaintext}{}", "x".repeat(200));
+            prop_assert!(!plausible(&too_long));
+        }
+
+        #[test]
+        fn scopes_and_kinds_parse_only_their_names(s in prop_oneof![hostile_string(10),
+            prop::sample::select(vec!["upload", "publish", "promote", "yank", "app", "pack", "admin", "Admin", "*"]).prop_map(String::from)]) {
+            if let Some(scope) = Scope::parse(&s) {
+                prop_assert_eq!(scope.as_str(), s.as_str());
+            }
+            if let Some(kind) = TokenKind::parse(&s) {
+                prop_assert_eq!(kind.as_str(), s.as_str());
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
-use crate::http::dispatch::{Incoming, dispatch};
+use crate::http::dispatch::{BodyError, Incoming, dispatch};
 use crate::http::{MAX_BODY_BYTES, Route};
 use crate::state::AppState;
 
@@ -36,7 +36,11 @@ pub async fn handle(state: Arc<AppState>, route: &'static Route, req: Request) -
         #[allow(unreachable_patterns)]
         _ => Bytes::new(),
     };
-    let body = (bytes.len() <= MAX_BODY_BYTES).then_some(bytes);
+    let body = if bytes.len() <= MAX_BODY_BYTES {
+        Ok(bytes)
+    } else {
+        Err(BodyError::TooLarge)
+    };
     let incoming = Incoming {
         parts,
         body,

@@ -3,15 +3,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming as HyperBody;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::http::MAX_BODY_BYTES;
-use crate::http::dispatch::{Incoming, Resolve, dispatch};
+use crate::http::dispatch::{Incoming, Resolve, dispatch, read_body};
 use crate::state::AppState;
 
 /// Serves every route of [`crate::routes::ROUTES`] on `listener` until `shutdown` resolves.
@@ -43,14 +42,9 @@ async fn handle(
     req: hyper::Request<HyperBody>,
 ) -> Result<hyper::Response<Full<bytes::Bytes>>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .ok()
-        .map(|c| c.to_bytes());
     let incoming = Incoming {
         parts,
-        body,
+        body: read_body(body).await,
         client_ip: Some(peer.ip()),
         background: super::spawn_background(),
     };

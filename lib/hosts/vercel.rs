@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Limited};
 use vercel_runtime::{Error, Request, Response, ResponseBody};
 
-use crate::http::dispatch::{Incoming, dispatch};
-use crate::http::{MAX_BODY_BYTES, Route};
+use crate::http::Route;
+use crate::http::dispatch::{Incoming, dispatch, read_body};
 use crate::state::AppState;
 
 /// Serves `route` until the platform stops the instance.
@@ -25,11 +24,6 @@ async fn handle(
     app: vercel_runtime::AppState,
 ) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .ok()
-        .map(|c| c.to_bytes());
     let client_ip = parts
         .headers
         .get("x-forwarded-for")
@@ -38,7 +32,7 @@ async fn handle(
         .and_then(|ip| ip.trim().parse().ok());
     let incoming = Incoming {
         parts,
-        body,
+        body: read_body(body).await,
         client_ip,
         // Vercel's waitUntil keeps the invocation alive until background work settles.
         background: Arc::new(move |fut| app.wait_until(fut)),

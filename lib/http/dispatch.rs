@@ -14,12 +14,38 @@ use super::router::{Lookup, Route};
 use super::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::state::AppState;
 
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It exceeded [`MAX_BODY_BYTES`] (answered 413 `payload_too_large`).
+    TooLarge,
+    /// Its framing was broken (a bad chunk, a connection closed mid-body): 400 `invalid_body`.
+    Unreadable(String),
+}
+
+/// Reads a whole request body, at most [`MAX_BODY_BYTES`].
+pub async fn read_body<B>(body: B) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Unreadable(e.to_string())),
+    }
+}
+
 /// A request as a host received it, before routing.
 pub struct Incoming {
     /// Method, URI, headers.
     pub parts: Parts,
-    /// The body, or `None` when it exceeded [`MAX_BODY_BYTES`] (answered 413).
-    pub body: Option<Bytes>,
+    /// The body, or why it could not be read.
+    pub body: Result<Bytes, BodyError>,
     /// Peer address when known.
     pub client_ip: Option<IpAddr>,
     /// How to run work after the response.
@@ -170,7 +196,7 @@ pub async fn dispatch(
             }
             None => Err(ApiError::not_found(format!(
                 "no route for {}",
-                parts.uri.path()
+                super::quoted(parts.uri.path())
             ))),
         },
     };
@@ -178,7 +204,7 @@ pub async fn dispatch(
     let (pattern, result) = match found {
         Err(e) => ("-", Err(e)),
         Ok((route, handler, params)) => match body {
-            None => (
+            Err(BodyError::TooLarge) => (
                 route.pattern,
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -186,7 +212,14 @@ pub async fn dispatch(
                     format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
                 )),
             ),
-            Some(body) => {
+            Err(BodyError::Unreadable(cause)) => (
+                route.pattern,
+                Err(ApiError::bad_request(
+                    "invalid_body",
+                    format!("the request body could not be read ({cause}); send it again"),
+                )),
+            ),
+            Ok(body) => {
                 let req = ApiRequest {
                     method: parts.method.clone(),
                     uri: parts.uri.clone(),
@@ -236,7 +269,10 @@ fn lookup_table<'a>(
     match super::router::lookup(routes, method, path) {
         Lookup::Found(route, handler, params) => Ok((route, handler, params)),
         Lookup::MethodNotAllowed(allow) => Err(method_not_allowed(allow)),
-        Lookup::NotFound => Err(ApiError::not_found(format!("no route for {path}"))),
+        Lookup::NotFound => Err(ApiError::not_found(format!(
+            "no route for {}",
+            super::quoted(path)
+        ))),
     }
 }
 
@@ -368,5 +404,47 @@ mod tests {
             find("/api/v1/releases/{product}/{version}"),
             table
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// A client's `x-request-id` is echoed only when it is a short token; anything else
+        /// (controls, quotes, non-ASCII, over 64 bytes) is replaced by a fresh id.
+        #[test]
+        fn request_ids_are_echoed_only_when_safe(id in proptest::prop_oneof![
+            crate::test_support::hostile_string(80),
+            "[A-Za-z0-9_-]{1,70}",
+        ]) {
+            let mut request = http::Request::new(());
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                request.headers_mut().insert("x-request-id", v);
+            }
+            let (parts, ()) = request.into_parts();
+            let got = request_id(&parts);
+            let safe = !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if safe {
+                proptest::prop_assert_eq!(got, id);
+            } else {
+                proptest::prop_assert_eq!(got.len(), 32);
+                proptest::prop_assert!(got.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+        }
+
+        /// What a Vercel function rebuilds from query parameters resolves to the same
+        /// parameters, whatever they hold.
+        #[test]
+        fn filled_patterns_match_back_to_their_parameters(
+            product in crate::test_support::hostile_string(20),
+            version in crate::test_support::hostile_string(20),
+        ) {
+            proptest::prop_assume!(!product.is_empty() && !version.is_empty());
+            let route = find("/api/v1/releases/{product}/{version}");
+            let params = vec![("product", product.clone()), ("version", version.clone())];
+            let path = fill(route.pattern, &params);
+            proptest::prop_assert_eq!(route.match_path(&path), Some(params));
+        }
     }
 }

@@ -7,7 +7,7 @@ pub mod request;
 pub mod respond;
 pub mod router;
 
-pub use problem::ApiError;
+pub use problem::{ApiError, quoted};
 pub use request::ApiRequest;
 pub use router::{Handler, Route};
 

@@ -4,6 +4,19 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
+/// How a problem detail quotes what the client sent: debug-escaped (controls and bidi
+/// characters shown as escapes, never interpreted) and cut after 80 characters, so a
+/// megabyte of input never comes back in the answer.
+pub fn quoted(value: &str) -> String {
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(80).collect();
+    if chars.next().is_some() {
+        format!("{head:?}… ({} bytes)", value.len())
+    } else {
+        format!("{head:?}")
+    }
+}
+
 /// An error answered as `application/problem+json` with a stable machine `code`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -161,6 +174,15 @@ pub struct ErrorCode(pub &'static str);
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
+        // Text PostgreSQL cannot store (NUL) only ever comes from the client: the handlers
+        // refuse it field by field, and this keeps any field they miss a 400, not a 500.
+        if e.code() == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) {
+            let mut err = ApiError::invalid(
+                "a text value contains a character that cannot be stored (NUL); remove it",
+            );
+            err.cause = Some(format!("database: {e:?}"));
+            return err;
+        }
         if e.as_db_error().is_none() && (e.is_closed() || e.to_string().contains("connect")) {
             ApiError::database_unavailable(e)
         } else {
@@ -206,5 +228,30 @@ mod tests {
             !text.contains("hunter2") && !text.contains("db.internal"),
             "{text}"
         );
+    }
+}
+
+/// Properties of quoting client input in problem details.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::hostile_string;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn quoted_input_is_bounded_and_shows_no_control_or_bidi_character(s in hostile_string(300)) {
+            let q = quoted(&s);
+            // 80 characters, each at most a 10-character escape, plus the size note.
+            prop_assert!(q.chars().count() <= 80 * 10 + 40, "{}", q.len());
+            prop_assert!(!q.chars().any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)), "{q}");
+            if s.chars().count() <= 80 {
+                prop_assert_eq!(q, format!("{s:?}"));
+            }
+        }
     }
 }

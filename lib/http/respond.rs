@@ -49,9 +49,15 @@ pub fn etag_of(body: &[u8]) -> String {
 
 /// Whether the request's `If-None-Match` names `etag` (or `*`).
 fn not_modified(req: &ApiRequest, etag: &str) -> bool {
-    req.headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
+    if_none_match(req.headers.get_all(header::IF_NONE_MATCH), etag)
+}
+
+/// Whether `If-None-Match` field values name `etag` or `*`, with the weak comparison
+/// RFC 9110 §13.1.2 prescribes (`W/` ignored). Values that are not visible ASCII match
+/// nothing.
+pub fn if_none_match<'a>(values: impl IntoIterator<Item = &'a HeaderValue>, etag: &str) -> bool {
+    values
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
@@ -124,4 +130,60 @@ pub fn no_content() -> ApiResponse {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Properties of conditional requests: `If-None-Match` never panics and matches exactly
+/// when one of its tags (weak or strong) is the current ETag, or `*`.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn header_values(raw: &[Vec<u8>]) -> Vec<HeaderValue> {
+        raw.iter()
+            .filter_map(|b| HeaderValue::from_bytes(b).ok())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_listed_etag_matches_wherever_it_is(
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            others in proptest::collection::vec("\"[0-9a-f]{32}\"", 0..4),
+            at in 0usize..5, weak in prop::bool::ANY, spaces in " {0,2}",
+        ) {
+            let etag = etag_of(&body);
+            prop_assert_eq!(etag.len(), 34);
+            prop_assert_eq!(etag_of(&body), etag.clone());
+            let mut tags = others.clone();
+            let mine = if weak { format!("W/{etag}") } else { etag.clone() };
+            tags.insert(at.min(tags.len()), mine);
+            let value = HeaderValue::from_str(&tags.join(&format!(",{spaces}"))).unwrap();
+            prop_assert!(if_none_match([&value], &etag));
+            let without = HeaderValue::from_str(&others.join(", ")).unwrap();
+            prop_assert_eq!(if_none_match([&without], &etag), others.contains(&etag));
+        }
+
+        #[test]
+        fn arbitrary_header_bytes_never_panic_and_rarely_match(
+            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..4)
+        ) {
+            let values = header_values(&raw);
+            let etag = etag_of(b"current");
+            let matched = if_none_match(&values, &etag);
+            let named = values.iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains('*') || v.contains(&etag));
+            prop_assert!(!matched || named);
+        }
+    }
+
+    #[test]
+    fn star_matches_anything() {
+        let star = HeaderValue::from_static("*");
+        assert!(if_none_match([&star], &etag_of(b"x")));
+        let none: [&HeaderValue; 0] = [];
+        assert!(!if_none_match(none, &etag_of(b"x")));
+    }
 }

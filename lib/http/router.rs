@@ -158,3 +158,67 @@ mod tests {
         );
     }
 }
+
+/// Properties of path matching: total on any path, parameters percent-decoded exactly once,
+/// and a route table lookup that never panics.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::hostile_string;
+
+    fn route(pattern: &'static str) -> Route {
+        Route {
+            pattern,
+            methods: &[],
+            api_file: "",
+            bin: "",
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn encoded_parameters_decode_to_what_was_encoded(a in hostile_string(30), b in hostile_string(30)) {
+            prop_assume!(!a.is_empty() && !b.is_empty());
+            let r = route("/x/{a}/y/{b}");
+            let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let params = r.match_path(&format!("/x/{}/y/{}", enc(&a), enc(&b))).unwrap();
+            prop_assert_eq!(params, vec![("a", a.clone()), ("b", b.clone())]);
+            // Decoded once: an encoded `%` stays a `%` followed by what came after it.
+            let twice = enc(&enc(&a));
+            let params = r.match_path(&format!("/x/{twice}/y/z")).unwrap();
+            prop_assert_eq!(&params[0].1, &enc(&a));
+        }
+
+        #[test]
+        fn any_path_matches_or_not_without_panicking(path in prop_oneof![
+            hostile_string(80),
+            "(/[a-z0-9%.]{0,12}){0,8}",
+            proptest::collection::vec(prop_oneof![Just("%".to_owned()), Just("%FF".to_owned()), Just("%2e%2e".to_owned()),
+                Just("%2F".to_owned()), Just("..".to_owned()), "[a-z]{1,4}".prop_map(String::from)], 0..10)
+                .prop_map(|s| format!("/api/v1/releases/{}", s.join("/"))),
+        ]) {
+            for r in crate::routes::ROUTES {
+                if let Some(params) = r.match_path(&path) {
+                    prop_assert_eq!(params.len(), r.param_names().count());
+                    prop_assert!(params.iter().all(|(_, v)| !v.is_empty()));
+                }
+            }
+            let _ = lookup(crate::routes::ROUTES, &Method::GET, &path);
+            let _ = lookup(crate::routes::ROUTES, &Method::POST, &path);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_parameter_matches_no_route() {
+        assert!(route("/x/{a}").match_path("/x/%FF").is_none());
+        assert!(route("/x/{a}").match_path("/x/%C3").is_none());
+        assert_eq!(
+            route("/x/{a}").match_path("/x/%2e%2e%2F").unwrap()[0].1,
+            "../"
+        );
+    }
+}

@@ -11,12 +11,12 @@ use uuid::Uuid;
 
 use crate::db::{Conn, Sql};
 use crate::domain::audit::{self, Actor};
-use crate::domain::ids::{Platform, Slug, parse_channel};
+use crate::domain::ids::{Platform, Slug, is_hidden_control, parse_channel, parse_name};
 use crate::domain::packs::{self, PackFields, TrustedPublisher};
 use crate::domain::products::{self, ProductFields};
 use crate::domain::signature;
 use crate::domain::tokens::{self, Principal, Scope, TokenKind, TokenSpec};
-use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::http::{ApiError, ApiRequest, ApiResult, quoted, respond};
 use crate::state::AppState;
 
 async fn admin(state: &AppState, req: &ApiRequest) -> Result<(Conn, Principal), ApiError> {
@@ -35,7 +35,18 @@ fn actor(p: &Principal) -> Actor {
 
 /// `limit` (1–100, default 20) and `cursor` query parameters.
 pub fn pagination(req: &ApiRequest) -> Result<(Option<i64>, i64), ApiError> {
-    let limit = match req.query("limit") {
+    parse_pagination(
+        req.query("limit").as_deref(),
+        req.query("cursor").as_deref(),
+    )
+}
+
+/// Parses `limit` and `cursor` (a positive id, as `nextCursor` returns it).
+pub fn parse_pagination(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(Option<i64>, i64), ApiError> {
+    let limit = match limit {
         None => 20,
         Some(l) => l
             .parse::<i64>()
@@ -43,11 +54,13 @@ pub fn pagination(req: &ApiRequest) -> Result<(Option<i64>, i64), ApiError> {
             .filter(|l| (1..=100).contains(l))
             .ok_or_else(|| ApiError::invalid("limit must be a number from 1 to 100"))?,
     };
-    let cursor = match req.query("cursor") {
+    let cursor = match cursor {
         None => None,
+        // Exactly as `nextCursor` spells it: digits, no sign, no leading zero.
         Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
+            Some(c)
+                .filter(|c| c.bytes().all(|b| b.is_ascii_digit()) && !c.starts_with('0'))
+                .and_then(|c| c.parse::<i64>().ok())
                 .filter(|c| *c > 0)
                 .ok_or_else(|| ApiError::invalid("cursor is not one this API returned"))?,
         ),
@@ -82,10 +95,7 @@ pub(crate) struct CreateToken {
 pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let (mut conn, principal) = admin(&state, &req).await?;
     let body: CreateToken = req.json()?;
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::invalid("name must be 1 to 100 characters"));
-    }
+    let name = parse_name("name", &body.name)?;
     let kind = TokenKind::parse(&body.kind)
         .ok_or_else(|| ApiError::invalid("kind must be app, pack or admin"))?;
     let expires_at = match body.expires_in_days {
@@ -108,9 +118,9 @@ pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     match kind {
         TokenKind::App => {
             let products = body.products.unwrap_or_default();
-            if products.is_empty() {
+            if products.is_empty() || products.len() > 100 {
                 return Err(ApiError::invalid(
-                    "app tokens need products: a list of product slugs, or [\"*\"]",
+                    "app tokens need products: a list of 1 to 100 product slugs, or [\"*\"]",
                 ));
             }
             for p in &products {
@@ -229,8 +239,9 @@ pub async fn list_tokens(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 /// `DELETE /api/v1/admin/tokens/{id}`: revoke (idempotent), 204.
 pub async fn revoke_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let (mut conn, principal) = admin(&state, &req).await?;
+    req.no_body()?;
     let id = Uuid::parse_str(req.param("id"))
-        .map_err(|_| ApiError::not_found(format!("no token {:?}", req.param("id"))))?;
+        .map_err(|_| ApiError::not_found(format!("no token {}", quoted(req.param("id")))))?;
     let tx = conn.transaction().await?;
     let row = tx
         .query_opt(
@@ -279,11 +290,7 @@ fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
 }
 
 fn product_fields(body: ProductBody) -> Result<ProductFields, ApiError> {
-    if let Some(name) = &body.name
-        && (name.trim().is_empty() || name.len() > 100)
-    {
-        return Err(ApiError::invalid("name must be 1 to 100 characters"));
-    }
+    let name = body.name.map(|n| parse_name("name", &n)).transpose()?;
     let required_platforms = body
         .required_platforms
         .map(|list| {
@@ -304,7 +311,7 @@ fn product_fields(body: ProductBody) -> Result<ProductFields, ApiError> {
         other => other.map(|_| None),
     };
     Ok(ProductFields {
-        name: body.name.map(|n| n.trim().to_owned()),
+        name,
         required_platforms,
         max_artifact_size: body.max_artifact_size,
         updater_public_key,
@@ -396,16 +403,34 @@ pub(crate) struct PackBody {
     github: Option<Option<TrustedPublisher>>,
 }
 
-fn pack_fields(body: PackBody) -> Result<PackFields, ApiError> {
-    if let Some(name) = &body.name
-        && (name.trim().is_empty() || name.len() > 100)
-    {
-        return Err(ApiError::invalid("name must be 1 to 100 characters"));
+/// A GitHub owner or repository name: letters, digits, `.`, `_`, `-`, at most 100.
+fn github_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Free text GitHub compares (environment, ref pattern): 1 to 255 characters, no controls.
+fn github_text(field: &str, s: &Option<String>) -> Result<(), ApiError> {
+    match s {
+        Some(v) if v.is_empty() || v.chars().count() > 255 || v.chars().any(is_hidden_control) => {
+            Err(ApiError::invalid(format!(
+                "{field} must be 1 to 255 characters without control characters"
+            )))
+        }
+        _ => Ok(()),
     }
+}
+
+fn pack_fields(body: PackBody) -> Result<PackFields, ApiError> {
+    let name = body.name.map(|n| parse_name("name", &n)).transpose()?;
     if let Some(Some(g)) = &body.github {
         let (owner, repo) = g.repository.split_once('/').unwrap_or(("", ""));
-        if owner.is_empty() || repo.is_empty() || repo.contains('/') {
-            return Err(ApiError::invalid("github.repository must be owner/name"));
+        if !github_name(owner) || !github_name(repo) {
+            return Err(ApiError::invalid(
+                "github.repository must be owner/name (letters, digits, '.', '_', '-')",
+            ));
         }
         if g.repository_id <= 0 || g.repository_owner_id <= 0 {
             return Err(ApiError::invalid(
@@ -413,15 +438,22 @@ fn pack_fields(body: PackBody) -> Result<PackFields, ApiError> {
             ));
         }
         if let Some(w) = &g.workflow
-            && (w.is_empty() || !(w.ends_with(".yml") || w.ends_with(".yaml")))
+            && (w.is_empty()
+                || w.len() > 255
+                || !(w.ends_with(".yml") || w.ends_with(".yaml"))
+                || !w
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/')))
         {
             return Err(ApiError::invalid(
                 "github.workflow must be a workflow file name such as deploy.yml",
             ));
         }
+        github_text("github.environment", &g.environment)?;
+        github_text("github.refPattern", &g.ref_pattern)?;
     }
     Ok(PackFields {
-        name: body.name.map(|n| n.trim().to_owned()),
+        name,
         oidc_only: body.oidc_only,
         github: body.github,
     })
@@ -481,4 +513,47 @@ pub async fn list_packs(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         StatusCode::OK,
         &json!({ "packs": packs::list(&conn).await? }),
     )
+}
+
+/// Properties of the pagination parameters: any input is a page or a 400, and every cursor
+/// the API returns (a positive id) is accepted as it was printed.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::{hostile_string, refusal};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn returned_cursors_round_trip(id in 1i64..=i64::MAX, limit in 1i64..=100) {
+            let (cursor, l) = parse_pagination(Some(&limit.to_string()), Some(&id.to_string())).unwrap();
+            prop_assert_eq!((cursor, l), (Some(id), limit));
+        }
+
+        #[test]
+        fn any_query_is_a_page_or_invalid_input(
+            limit in prop::option::of(prop_oneof![hostile_string(12), "-?[0-9]{1,21}", "\\+[0-9]{1,3}"]),
+            cursor in prop::option::of(prop_oneof![hostile_string(12), "-?[0-9]{1,21}", "0[0-9]{1,4}", "\\+[0-9]{1,4}"]),
+        ) {
+            match parse_pagination(limit.as_deref(), cursor.as_deref()) {
+                Ok((c, l)) => {
+                    prop_assert!((1..=100).contains(&l));
+                    if let Some(c) = c {
+                        prop_assert!(c > 0);
+                        let printed = c.to_string();
+                        prop_assert_eq!(cursor.as_deref(), Some(printed.as_str()));
+                    } else {
+                        prop_assert!(cursor.is_none());
+                    }
+                    if limit.is_none() {
+                        prop_assert_eq!(l, 20);
+                    }
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+        }
+    }
 }

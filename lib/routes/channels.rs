@@ -63,7 +63,7 @@ pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let expected = body
         .expected_version
         .map(|e| {
-            e.map(|v| Version::parse(&v).map(|v| v.to_string()))
+            e.map(|v| Version::parse_field("expectedVersion", &v).map(|v| v.to_string()))
                 .transpose()
         })
         .transpose()?;

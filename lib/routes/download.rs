@@ -10,7 +10,7 @@ use tokio_postgres::types::Type;
 use super::releases::LatestQuery;
 use crate::db::Sql;
 use crate::domain::ids::parse_filename;
-use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::http::{ApiError, ApiRequest, ApiResult, quoted, respond};
 use crate::state::AppState;
 
 /// Counts one download in the background. Increments are batched per instance
@@ -107,7 +107,7 @@ async fn redirect(
 /// `GET|HEAD /api/v1/download/{downloadId}`: works for yanked releases too.
 pub async fn by_id(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let id = req.param("downloadId");
-    let not_found = || ApiError::not_found(format!("no download {id:?}"));
+    let not_found = || ApiError::not_found(format!("no download {}", quoted(id)));
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(not_found());
     }

@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::releases::public_cache;
 use crate::db::{Conn, Sql};
 use crate::domain::audit::{self, Actor};
-use crate::domain::ids::{Slug, parse_sha256};
+use crate::domain::ids::{Slug, parse_filename, parse_sha256, parse_size, parse_storage_key};
 use crate::domain::packs::{self, Build, NewBuildArtifact, Pack};
 use crate::domain::tokens::{self, TokenKind, scope_denied};
 use crate::domain::{oidc, uploads};
-use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::http::{ApiError, ApiRequest, ApiResult, quoted, respond};
 use crate::state::AppState;
 use crate::storage::{Declared, verify_declared};
 
@@ -36,7 +36,8 @@ pub fn parse_build(s: &str) -> Result<String, ApiError> {
         Ok(s.to_owned())
     } else {
         Err(ApiError::invalid(format!(
-            "build {s:?} is not valid: letters, digits, '.', '_', '+' and '-', at most 64 characters"
+            "build {} is not valid: letters, digits, '.', '_', '+' and '-', at most 64 characters",
+            quoted(s)
         )))
     }
 }
@@ -54,7 +55,8 @@ pub fn parse_pack_channel(s: &str) -> Result<String, ApiError> {
         Ok(s.to_owned())
     } else {
         Err(ApiError::invalid(format!(
-            "pack channel {s:?} is not valid: lower-case letters, digits, '.', '_' and '-'"
+            "pack channel {} is not valid: lower-case letters, digits, '.', '_' and '-', at most 63",
+            quoted(s)
         )))
     }
 }
@@ -164,9 +166,16 @@ async fn resolve(
     let mut out: Vec<NewBuildArtifact> = Vec::with_capacity(body.len());
     for (i, a) in body.iter().enumerate() {
         let sha256 = parse_sha256(&a.sha256)?;
+        parse_size(&format!("artifacts[{i}].size"), a.size)?;
+        if let Some(filename) = &a.filename {
+            parse_filename(filename)?;
+        }
         let upload = match (&a.upload_id, &a.key) {
             (Some(id), _) => uploads::by_id(db, *id).await?,
-            (None, Some(key)) => uploads::by_key(db, key).await?,
+            (None, Some(key)) => {
+                let key = parse_storage_key(&format!("artifacts[{i}].key"), key)?;
+                uploads::by_key(db, &key).await?
+            }
             (None, None) => {
                 return Err(ApiError::invalid(format!(
                     "artifact {i} needs uploadId or key from presign"
@@ -351,6 +360,10 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let channel = parse_pack_channel(req.param("channel"))?;
     let body: MoveBody = req.json()?;
     let build = parse_build(&body.build)?;
+    let expected_build = body
+        .expected_build
+        .map(|e| e.as_deref().map(parse_build).transpose())
+        .transpose()?;
     let mut conn = state.db.conn().await?;
     let pack = packs::get(&conn, slug.as_str()).await?;
     let actor = authenticate_pack(&state, &conn, &req, &pack).await?;
@@ -358,7 +371,7 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let target = packs::find_build(&tx, pack.id, &build)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pack {} has no build {build}", pack.slug)))?;
-    let expected = body.expected_build.as_ref().map(|e| e.as_deref());
+    let expected = expected_build.as_ref().map(|e| e.as_deref());
     let previous =
         packs::move_channel(&tx, pack.id, &channel, target.id, expected, &actor.name).await?;
     audit::record(
@@ -374,4 +387,60 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let mut view = build_view(&state, &pack.slug, &channel, &target, &artifacts);
     view["previousBuild"] = json!(previous);
     respond::json(StatusCode::OK, &view)
+}
+
+/// Properties of the pack identifiers and of the trusted publisher's ref patterns.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::packs::glob_match;
+    use crate::test_support::{hostile_string, refusal};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn builds_and_pack_channels_accept_only_safe_names(s in prop_oneof![
+            hostile_string(70), "[A-Za-z0-9][A-Za-z0-9._+-]{0,70}", "[a-z0-9][a-z0-9._-]{0,70}"
+        ]) {
+            match parse_build(&s) {
+                Ok(b) => {
+                    prop_assert!(!b.is_empty() && b.len() <= 64 && b.is_ascii());
+                    prop_assert!(!b.contains(['/', '\\', '\0', ' ', '%', '\'', '"', ';']));
+                    prop_assert!(b.as_bytes()[0].is_ascii_alphanumeric());
+                    prop_assert_eq!(parse_build(&b).unwrap(), b);
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+            match parse_pack_channel(&s) {
+                Ok(c) => {
+                    prop_assert!(!c.is_empty() && c.len() <= 63);
+                    prop_assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+                    prop_assert_eq!(parse_pack_channel(&c).unwrap(), c);
+                }
+                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
+            }
+        }
+
+        #[test]
+        fn ref_patterns_without_a_star_are_equality(pattern in "[a-z/.]{0,20}", value in "[a-z/.]{0,20}") {
+            prop_assert_eq!(glob_match(&pattern, &value), pattern == value);
+            prop_assert!(glob_match(&pattern, &pattern));
+        }
+
+        #[test]
+        fn ref_patterns_glob_prefixes_and_suffixes(prefix in hostile_string(10), middle in hostile_string(10),
+                                                  suffix in hostile_string(10), value in hostile_string(30)) {
+            let prefix = prefix.replace('*', "");
+            let suffix = suffix.replace('*', "");
+            prop_assert!(glob_match("*", &value));
+            let (pattern, matching) = (format!("{prefix}*{suffix}"), format!("{prefix}{middle}{suffix}"));
+            prop_assert!(glob_match(&pattern, &matching));
+            prop_assert_eq!(glob_match(&format!("{prefix}*"), &value), value.starts_with(&prefix));
+            // Total on any pattern.
+            let _ = glob_match(&value, &middle);
+        }
+    }
 }

@@ -13,6 +13,7 @@ use super::packs::{authenticate_pack, parse_build};
 use crate::db::Conn;
 use crate::domain::ids::{
     Arch, Os, Slug, Version, parse_content_type, parse_filename, parse_kind, parse_sha256,
+    parse_size,
 };
 use crate::domain::tokens::{self, Scope};
 use crate::domain::uploads::{self, Upload};
@@ -94,11 +95,7 @@ struct Declared {
 }
 
 fn declared(body: &PresignBody) -> Result<Declared, ApiError> {
-    if body.size < 1 {
-        return Err(ApiError::invalid(
-            "size must be the artifact's size in bytes (at least 1)",
-        ));
-    }
+    parse_size("size", body.size)?;
     Ok(Declared {
         filename: parse_filename(&body.filename)?,
         size: body.size,
@@ -305,4 +302,26 @@ async fn presign_recorded(state: &AppState, conn: &Conn, wanted: Upload, actor: 
             "alreadyUploaded": already_uploaded,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::MAX_VERSION_LEN;
+    use crate::storage::blob::MAX_PATHNAME_LEN;
+
+    #[test]
+    fn the_longest_derivable_keys_fit_every_provider() {
+        let release = release_key(
+            &"p".repeat(63),
+            &"1".repeat(MAX_VERSION_LEN),
+            "windows",
+            "riscv64",
+            &"k".repeat(32),
+            &"f".repeat(200),
+        );
+        let pack = pack_key(&"p".repeat(63), &"b".repeat(64), &"f".repeat(200));
+        assert!(release.len() <= MAX_PATHNAME_LEN, "{}", release.len());
+        assert!(pack.len() <= MAX_PATHNAME_LEN, "{}", pack.len());
+    }
 }

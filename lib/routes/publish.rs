@@ -12,7 +12,10 @@ use uuid::Uuid;
 use crate::db::Sql;
 use crate::domain::audit::{self, Actor};
 use crate::domain::channels::{self, Move};
-use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind, parse_sha256};
+use crate::domain::ids::{
+    Arch, Os, Slug, Version, parse_channel, parse_kind, parse_notes, parse_sha256, parse_size,
+    parse_storage_key,
+};
 use crate::domain::products::Product;
 use crate::domain::releases::{self, NewArtifact, Release, ReleaseView};
 use crate::domain::signature;
@@ -102,10 +105,14 @@ async fn plan(
         let arch = Arch::parse(&a.arch)?.as_str().to_owned();
         let kind = parse_kind(&a.kind)?;
         let sha256 = parse_sha256(&a.sha256)?;
+        parse_size(&format!("artifacts[{i}].size"), a.size)?;
         let label = format!("artifact {i} ({os}/{arch}/{kind})");
         let upload = match (&a.upload_id, &a.key) {
             (Some(id), _) => uploads::by_id(db, *id).await?,
-            (None, Some(key)) => uploads::by_key(db, key).await?,
+            (None, Some(key)) => {
+                let key = parse_storage_key(&format!("artifacts[{i}].key"), key)?;
+                uploads::by_key(db, &key).await?
+            }
             (None, None) => {
                 return Err(ApiError::invalid(format!(
                     "{label} needs uploadId or key from presign"
@@ -173,7 +180,7 @@ async fn plan(
             filename: upload.filename,
             size: upload.size,
             sha256,
-            signature: a.signature.clone(),
+            signature: a.signature.as_deref().map(|s| s.trim().to_owned()),
             primary: a.primary.unwrap_or(false),
             content_type: upload.content_type,
         });
@@ -245,9 +252,7 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let version = Version::parse(&body.version)?;
     let channel = body.channel.as_deref().map(parse_channel).transpose()?;
     let rollout_percent = rollout(body.rollout_percent)?;
-    if body.notes.len() > 100_000 {
-        return Err(ApiError::invalid("notes are limited to 100000 bytes"));
-    }
+    parse_notes(&body.notes)?;
 
     let mut conn = state.db.conn().await?;
     let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;

@@ -333,6 +333,7 @@ pub async fn detail(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 async fn set_yanked(state: Arc<AppState>, req: ApiRequest, yanked: bool) -> ApiResult {
     let slug = Slug::parse("product", req.param("product"))?;
     let version = Version::parse(req.param("version"))?.to_string();
+    req.no_body()?;
     let mut conn = state.db.conn().await?;
     let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
     principal.require_app(slug.as_str(), Scope::Yank, None)?;

@@ -16,7 +16,7 @@ use crate::db::Sql;
 use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind};
 use crate::domain::rollout;
 use crate::http::respond::{self, CachePolicy};
-use crate::http::{ApiError, ApiRequest, ApiResult};
+use crate::http::{ApiError, ApiRequest, ApiResult, quoted};
 use crate::state::AppState;
 
 /// The header launchers send to identify an installation for staged rollouts.
@@ -37,7 +37,8 @@ fn target(s: &str) -> Result<Os, ApiError> {
     match s {
         "linux" | "darwin" | "windows" => Os::parse(s),
         _ => Err(ApiError::invalid(format!(
-            "target {s:?} is not valid: expected linux, darwin or windows"
+            "target {} is not valid: expected linux, darwin or windows",
+            quoted(s)
         ))),
     }
 }
@@ -69,7 +70,7 @@ pub async fn dynamic(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let product = Slug::parse("product", req.param("product"))?;
     let os = target(req.param("target"))?;
     let arch = Arch::parse(req.param("arch"))?;
-    let current = Version::parse(req.param("currentVersion"))?;
+    let current = Version::parse_field("currentVersion", req.param("currentVersion"))?;
     let channel = parse_channel(req.query("channel").as_deref().unwrap_or("stable"))?;
     let bundle = req
         .query("bundleType")

@@ -453,6 +453,28 @@ mod tests {
     const KAT_TOKEN: &str = "vercel_blob_client_AtlasKat0000Store_MjU2MGMyNTFjNjQwMjM1NzM5MWJlZDkyYWE0Y2M3YzlhYWNkOTNmMzk3YWUwMmVmY2Q5YWNlMDU2NjQ1MmNiNi5leUp3WVhSb2JtRnRaU0k2SW5KbGJHVmhjMlZ6TDJ4aGRXNWphR1Z5THpFdU1pNHpMMnhwYm5WNExYZzRObDgyTkM5aGNIQnBiV0ZuWlM5QmRHeGhjeTB4TGpJdU15NUJjSEJKYldGblpTSXNJbTFoZUdsdGRXMVRhWHBsU1c1Q2VYUmxjeUk2TVRJek5EVTJMQ0poYkd4dmQyVmtRMjl1ZEdWdWRGUjVjR1Z6SWpwYkltRndjR3hwWTJGMGFXOXVMMjlqZEdWMExYTjBjbVZoYlNKZExDSmhaR1JTWVc1a2IyMVRkV1ptYVhnaU9tWmhiSE5sTENKaGJHeHZkMDkyWlhKM2NtbDBaU0k2Wm1Gc2MyVXNJblpoYkdsa1ZXNTBhV3dpT2pFM05qY3lNalUyTURBd01EQjk=";
 
     #[test]
+    fn keys_blob_would_refuse_are_refused_first() {
+        let blob = BlobStorage {
+            read_write_token: Secret::new(RW.to_owned()),
+            store_id: "AtlasKat0000Store".into(),
+            api_url: "http://127.0.0.1:9".into(),
+            public_url: "http://127.0.0.1:9".into(),
+            http: OnceLock::new(),
+        };
+        let code = |key: &str| match blob.check_key(key) {
+            Ok(()) => "ok",
+            Err(StorageError::Refused { code, .. }) => code,
+            Err(StorageError::Unavailable(_)) => "unavailable",
+        };
+        assert_eq!(code(&"k".repeat(MAX_PATHNAME_LEN)), "ok");
+        assert_eq!(
+            code(&"k".repeat(MAX_PATHNAME_LEN + 1)),
+            "storage_key_too_long"
+        );
+        assert_eq!(code("releases//x"), "storage_key_invalid");
+    }
+
+    #[test]
     fn client_tokens_match_the_official_package_byte_for_byte() {
         assert_eq!(
             client_token(RW, "AtlasKat0000Store", &kat_payload()),

@@ -4,6 +4,7 @@
 mod api;
 mod support;
 
+mod bad_input;
 mod blob;
 mod cli;
 mod consumers;

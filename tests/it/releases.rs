@@ -863,6 +863,7 @@ async fn bad_input_answers_problems_not_500s() {
     let r = client()
         .post(hub.at("/api/v1/releases/launcher/publish"))
         .bearer_auth(&app)
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
