@@ -34,7 +34,7 @@ pub async fn list(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 #[schema(as = ChannelMove)]
 pub(crate) struct MoveBody {
     /// Release to point at.
-    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$")]
+    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$", max_length = 129)]
     version: String,
     #[serde(default, deserialize_with = "expected_version")]
     /// Compare-and-swap: the version the channel must point at now (`null`: empty).

@@ -527,7 +527,7 @@ fn path_param_schema(name: &str, pattern: &str) -> Value {
         }
         "target" => json!({"type": "string", "enum": ["linux", "darwin", "windows"]}),
         "version" | "currentVersion" => {
-            json!({"type": "string", "maxLength": 128, "examples": ["1.0.0"]})
+            json!({"type": "string", "maxLength": 129, "examples": ["1.0.0"]})
         }
         "id" => json!({"type": "string", "format": "uuid"}),
         "channel" if pattern.starts_with("/api/v1/releases/") => {

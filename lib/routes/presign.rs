@@ -32,7 +32,7 @@ pub(crate) struct PresignBody {
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     product: Option<String>,
     /// SemVer version (release uploads; a leading `v` is accepted).
-    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$")]
+    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$", max_length = 129)]
     version: Option<String>,
     /// `linux`, `windows` or `darwin` (`macos`) (release uploads).
     #[schema(pattern = "^(linux|windows|darwin|macos)$")]

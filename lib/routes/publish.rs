@@ -29,7 +29,7 @@ use crate::storage::{Declared, verify_declared};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PublishBody {
     /// SemVer version (a leading `v` is accepted).
-    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$")]
+    #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$", max_length = 129)]
     version: String,
     #[serde(default)]
     /// Release notes.
