@@ -70,11 +70,11 @@ impl ApiError {
         e
     }
 
-    /// 503 `database_unavailable`; `cause` goes to the log only.
-    pub fn database_unavailable(cause: impl std::fmt::Display) -> Self {
+    /// 503 `db_unavailable`; `cause` goes to the log only.
+    pub fn db_unavailable(cause: impl std::fmt::Display) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            "db_unavailable",
             "the database is unreachable; retry later",
         );
         e.cause = Some(cause.to_string());
@@ -162,7 +162,7 @@ pub struct ErrorCode(pub &'static str);
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         if e.as_db_error().is_none() && (e.is_closed() || e.to_string().contains("connect")) {
-            ApiError::database_unavailable(e)
+            ApiError::db_unavailable(e)
         } else {
             ApiError::internal(format!("database: {e:?}"))
         }
@@ -171,7 +171,7 @@ impl From<tokio_postgres::Error> for ApiError {
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError::database_unavailable(e)
+        ApiError::db_unavailable(e)
     }
 }
 
