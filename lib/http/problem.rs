@@ -161,12 +161,35 @@ pub struct ErrorCode(pub &'static str);
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.as_db_error().is_none() && (e.is_closed() || e.to_string().contains("connect")) {
-            ApiError::db_unavailable(e)
+        if database_unreachable(&e) {
+            ApiError::db_unavailable(format!("{e}: {e:?}"))
         } else {
             ApiError::internal(format!("database: {e:?}"))
         }
     }
+}
+
+/// Whether `e` says the database (or the pooler in front of it) cannot serve right now, as
+/// opposed to a statement the Hub got wrong: the connection broke or never opened, or the
+/// server refused for a reason that passes (shutting down, starting up, out of connections).
+fn database_unreachable(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        // 08: connection exceptions (PgBouncer reports its own failures so); 53: insufficient
+        // resources (too many connections); 57P01–57P03: admin/crash shutdown, cannot connect now.
+        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
+    }
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    // The other kinds (serializing, columns, row counts, parse errors) are bugs: 500.
+    io || e.is_closed()
+        || matches!(
+            e.to_string().as_str(),
+            "error connecting to server"
+                | "timeout waiting for server"
+                | "error performing TLS handshake"
+                | "error communicating with the server"
+                | "unexpected message from server"
+        )
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
