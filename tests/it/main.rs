@@ -2,11 +2,13 @@
 //! One module per area, laid out like the routes.
 
 mod api;
+mod integrity;
 mod support;
 
 mod blob;
 mod cli;
 mod consumers;
+mod faults;
 mod foundation;
 mod layout;
 mod packs;
