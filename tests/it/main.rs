@@ -13,3 +13,4 @@ mod foundation;
 mod layout;
 mod packs;
 mod releases;
+mod soak;
