@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use atlas_hub::db::STATEMENT_DEADLINE;
 use atlas_hub::dev::{free_port, pgbouncer::LocalPgBouncer};
 use serde_json::{Value, json};
 
@@ -226,14 +227,19 @@ async fn run_once(c: &reqwest::Client, target: &Target) -> Vec<Answer> {
 /// [`ANSWER_BOUND`], and either a success, one of `expected` (status, code) pairs, or a 503
 /// problem with `unavailable_code`. Never a 500 or another 5xx.
 fn assert_bounded_answers(answers: &[Answer], unavailable_code: &str, expected: &[(u16, &str)]) {
+    assert_answers_within(answers, ANSWER_BOUND, unavailable_code, expected);
+}
+
+/// [`assert_bounded_answers`] with another bound.
+fn assert_answers_within(
+    answers: &[Answer],
+    bound: Duration,
+    unavailable_code: &str,
+    expected: &[(u16, &str)],
+) {
     for a in answers {
         assert!(a.error.is_none(), "{} got no answer: {a:?}", a.kind);
-        assert!(
-            a.took < ANSWER_BOUND,
-            "{} answered after {:?}",
-            a.kind,
-            a.took
-        );
+        assert!(a.took < bound, "{} answered after {:?}", a.kind, a.took);
         let fine = a.ok()
             || (a.status == 503 && a.code.as_deref() == Some(unavailable_code))
             || expected
@@ -403,6 +409,87 @@ async fn postgres_stopped_mid_load_answers_503_db_unavailable_at_once_and_recove
     assert_eq!(status, 201, "{body}");
     let (a, body) = send("latest", c.get(function.at(&latest))).await;
     assert_eq!((a.status, body["version"].as_str()), (200, Some("1.1.0")));
+    assert_whole(&hub.database_url, "launcher").await;
+}
+
+/// PostgreSQL hangs under load (every process suspended: connections stay open, nothing
+/// answers): requests answer 503 `db_unavailable` once the statement deadline has passed,
+/// instead of waiting for the platform's function timeout, and everything is served again as
+/// soon as it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hung_under_load_answers_503_after_the_statement_deadline_and_recovers() {
+    let mut pg = PrivatePostgres::start("faults-pg-hung").await;
+    let hub = TestHub::start_with(HubOptions {
+        database_url: Some(pg.url()),
+        ..Default::default()
+    })
+    .await;
+    let function = Function::start_with("releases_latest", &pg.url(), &hub.bucket, &[]);
+    let token = product_and_token(&hub, "launcher").await;
+    let c = client_with_timeout(Duration::from_secs(30));
+    for (version, channel) in [("1.0.0", "stable"), ("1.0.1", "beta")] {
+        let body = prepare(&c, &hub.url, &token, "launcher", version, Some(channel)).await;
+        let (status, answer) = publish(&c, &hub.url, &token, "launcher", &body)
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{answer}");
+    }
+    let latest = latest_path("launcher");
+    let load = Load::start(
+        vec![
+            Target::Get("latest", hub.at(&latest)),
+            Target::Get("channels", hub.at("/api/v1/releases/launcher/channels")),
+            Target::Get("function latest", function.at(&latest)),
+            Target::Flip {
+                base: hub.url.clone(),
+                token: token.clone(),
+                product: "launcher".into(),
+                channel: "beta".into(),
+                versions: ["1.0.0".into(), "1.0.1".into()],
+            },
+        ],
+        Duration::from_millis(20),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    pg.freeze();
+    let frozen = Instant::now();
+    tokio::time::sleep(STATEMENT_DEADLINE + Duration::from_millis(1500)).await;
+    let thawing = Instant::now();
+    pg.thaw();
+    let recovered = load
+        .recovered(thawing, 20, RECOVERY_BOUND + Duration::from_secs(5))
+        .await;
+    let answers = load.stop().await;
+    println!(
+        "{}; hung {:?}; every route served again {:?} after it resumed",
+        summarize("postgres hung", &answers),
+        thawing - frozen,
+        recovered.map(|r| r.saturating_duration_since(thawing)),
+    );
+    // The deadline, and the time to answer after it.
+    let bound = STATEMENT_DEADLINE + Duration::from_secs(2);
+    assert_answers_within(&answers, bound, "db_unavailable", &[]);
+    let while_hung: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.sent >= frozen && a.sent + a.took <= thawing)
+        .collect();
+    for kind in ["latest", "channels", "function latest"] {
+        assert!(
+            while_hung.iter().any(|a| a.kind == kind),
+            "no {kind} request answered while PostgreSQL hung"
+        );
+    }
+    assert!(
+        while_hung.iter().all(|a| a.status == 503),
+        "answers while PostgreSQL hung must be 503: {while_hung:?}"
+    );
+    let recovered = recovered.expect("the Hub did not recover by itself");
+    assert!(
+        recovered.saturating_duration_since(thawing) < RECOVERY_BOUND,
+        "recovery took {:?}",
+        recovered.saturating_duration_since(thawing)
+    );
     assert_whole(&hub.database_url, "launcher").await;
 }
 

@@ -556,10 +556,59 @@ impl PrivatePostgres {
         self.stop();
         self.server = Some(LocalPostgres::start(&self.dir, self.port).expect("PostgreSQL restart"));
     }
+
+    /// Suspends every process of the cluster (SIGSTOP): connections stay open and nothing
+    /// answers, as with a hung server or a black-holed network. [`Self::thaw`] (or drop)
+    /// resumes them.
+    pub fn freeze(&mut self) {
+        for pid in self.processes() {
+            signal(pid, "-STOP");
+        }
+    }
+
+    /// Resumes the processes [`Self::freeze`] suspended.
+    pub fn thaw(&mut self) {
+        for pid in self.processes() {
+            signal(pid, "-CONT");
+        }
+    }
+
+    /// The postmaster and its children, by pid.
+    fn processes(&self) -> Vec<u32> {
+        let Some(server) = &self.server else {
+            return Vec::new();
+        };
+        let postmaster = server.pid();
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces, so split after its `)`.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
+        self.thaw();
         self.stop();
     }
 }
