@@ -506,6 +506,7 @@ async fn storage_stopped_during_publish_answers_503_and_writes_nothing_until_it_
         ..Default::default()
     })
     .await;
+    s3.create_bucket(&hub.bucket);
     let token = product_and_token(&hub, "launcher").await;
     let c = client_with_timeout(Duration::from_secs(60));
     let body = prepare(&c, &hub.url, &token, "launcher", "2.0.0", Some("stable")).await;

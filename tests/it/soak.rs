@@ -162,6 +162,9 @@ async fn publisher(
             tally.record("upload", put, &[200], || {
                 format!("{version} {}", a.filename)
             });
+            if put != 200 {
+                break;
+            }
             entries.push(entry(&a, &p));
         }
         if entries.len() == FILES_PER_RELEASE {

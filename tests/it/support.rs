@@ -77,7 +77,8 @@ fn remove_stale_runs(dir: &Path) {
         let pid = name
             .strip_prefix("pg-")
             .or_else(|| name.strip_prefix("s3-"))
-            .and_then(|p| p.parse::<u32>().ok());
+            // `s3-<pid>-private-…`: a test's own store.
+            .and_then(|p| p.split('-').next()?.parse::<u32>().ok());
         if let Some(pid) = pid
             && pid != std::process::id()
             && !Path::new(&format!("/proc/{pid}")).exists()
@@ -593,7 +594,8 @@ impl PrivatePostgres {
             let ppid = stat
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
+                // `s3-<pid>-private-…`: a test's own store.
+                .and_then(|p| p.split('-').next()?.parse::<u32>().ok());
             if ppid == Some(postmaster) {
                 pids.push(pid);
             }
@@ -613,11 +615,14 @@ impl Drop for PrivatePostgres {
     }
 }
 
-/// A second S3 server (s3s-fs) over the shared store's folder, on a port of its own, which a
-/// test may stop, stall or start again; Hubs pointed at it see the same buckets.
+/// An S3 server (s3s-fs) of one test's own, on a folder and port of its own, which the test
+/// may stop, stall or start again. (Not the shared store's folder: s3s-fs names its temporary
+/// files with a per-server counter and deletes leftover ones when it starts, so two servers
+/// on one folder break each other's uploads.)
 pub struct PrivateS3 {
     /// Loopback port, the same across restarts.
     pub port: u16,
+    root: PathBuf,
     running: Option<(
         tokio::sync::oneshot::Sender<()>,
         std::thread::JoinHandle<()>,
@@ -638,10 +643,20 @@ impl PrivateS3 {
     pub fn start() -> PrivateS3 {
         let mut s3 = PrivateS3 {
             port: free_port().unwrap(),
+            root: work_dir().join(format!(
+                "s3-{}-private-{}",
+                std::process::id(),
+                unique_name("s3")
+            )),
             running: None,
         };
         s3.run(S3Mode::Serve);
         s3
+    }
+
+    /// Creates `bucket` (e.g. a [`TestHub`]'s, to point the Hub here).
+    pub fn create_bucket(&self, bucket: &str) {
+        std::fs::create_dir_all(self.root.join(bucket)).unwrap();
     }
 
     /// The endpoint to configure (`ATLAS_S3_ENDPOINT`).
@@ -673,7 +688,7 @@ impl PrivateS3 {
         self.stop();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (root, port) = (services().s3_root.clone(), self.port);
+        let (root, port) = (self.root.clone(), self.port);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
