@@ -498,7 +498,7 @@ mod tests {
                 .is_none()
         );
         assert!(
-            answer(503, br#"{"code":"database_unavailable"}"#)
+            answer(503, br#"{"code":"db_unavailable"}"#)
                 .transient()
                 .is_some()
         );

@@ -93,8 +93,8 @@ impl std::fmt::Display for MigrateError {
     }
 }
 
-impl From<tokio_postgres::Error> for MigrateError {
-    fn from(e: tokio_postgres::Error) -> Self {
+impl From<super::SqlError> for MigrateError {
+    fn from(e: super::SqlError) -> Self {
         MigrateError::Database(match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),

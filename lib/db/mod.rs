@@ -12,13 +12,92 @@ pub mod tally;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, config::SslMode};
 
 use crate::config::{Config, Pooler};
 use crate::http::ApiError;
+
+/// How long a statement, `BEGIN` or `COMMIT` may wait for the database before the request
+/// gives up with 503 `db_unavailable`. The Hub's statements take milliseconds; without a
+/// deadline, a server that accepts and never answers (suspended, or cut off by the network)
+/// would hold every request until the platform's function timeout. [`Sql::batch`] (migrations,
+/// advisory locks) has none: a migration may legitimately run long.
+pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A statement that failed, or that the database did not answer in time.
+#[derive(Debug)]
+pub enum SqlError {
+    /// PostgreSQL, the pooler or the connection reported an error.
+    Postgres(tokio_postgres::Error),
+    /// No answer within [`STATEMENT_DEADLINE`].
+    Timeout,
+}
+
+impl SqlError {
+    /// The SQLSTATE, for errors the server reported.
+    pub fn code(&self) -> Option<&SqlState> {
+        self.as_db_error().map(DbError::code)
+    }
+
+    /// The server's error, if it reported one.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            SqlError::Postgres(e) => e.as_db_error(),
+            SqlError::Timeout => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SqlError::Postgres(e) => e.fmt(f),
+            SqlError::Timeout => write!(
+                f,
+                "no answer from the database within {STATEMENT_DEADLINE:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SqlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SqlError::Postgres(e) => Some(e),
+            SqlError::Timeout => None,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for SqlError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SqlError::Postgres(e)
+    }
+}
+
+impl From<SqlError> for ApiError {
+    fn from(e: SqlError) -> Self {
+        match e {
+            SqlError::Postgres(e) => e.into(),
+            SqlError::Timeout => ApiError::db_unavailable(SqlError::Timeout),
+        }
+    }
+}
+
+/// Runs `op` within [`STATEMENT_DEADLINE`].
+async fn within_deadline<T>(
+    op: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, SqlError> {
+    match tokio::time::timeout(STATEMENT_DEADLINE, op).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(SqlError::Timeout),
+    }
+}
 
 /// A statement parameter with its PostgreSQL type (needed for unnamed statements).
 pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
@@ -191,7 +270,7 @@ impl Conn {
             unreachable!("a transaction runs on a connection of its own")
         };
         Ok(Tx {
-            tx: client.transaction().await?,
+            tx: within_deadline(client.transaction()).await?,
             pooler: self.pooler,
         })
     }
@@ -206,7 +285,7 @@ pub struct Tx<'a> {
 impl Tx<'_> {
     /// Commits.
     pub async fn commit(self) -> Result<(), ApiError> {
-        Ok(self.tx.commit().await?)
+        Ok(within_deadline(self.tx.commit()).await?)
     }
 }
 
@@ -218,14 +297,14 @@ pub trait Sql: Sync {
         &self,
         sql: &str,
         params: &[Param<'_>],
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<Row>, SqlError>> + Send;
 
     /// At most one row.
     fn query_opt(
         &self,
         sql: &str,
         params: &[Param<'_>],
-    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send {
+    ) -> impl Future<Output = Result<Option<Row>, SqlError>> + Send {
         async move { Ok(self.query(sql, params).await?.into_iter().next()) }
     }
 
@@ -245,33 +324,32 @@ pub trait Sql: Sync {
     }
 
     /// Statements without parameters or results, as one round trip (DDL, locks).
-    fn batch(&self, sql: &str) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send;
+    fn batch(&self, sql: &str) -> impl Future<Output = Result<(), SqlError>> + Send;
 }
 
 macro_rules! impl_sql {
     ($t:ty, $this:ident => $client:expr) => {
         impl Sql for $t {
-            async fn query(
-                &self,
-                sql: &str,
-                params: &[Param<'_>],
-            ) -> Result<Vec<Row>, tokio_postgres::Error> {
+            async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
                 let $this = self;
-                match self.pooler {
-                    Pooler::Transaction => $client.query_typed(sql, params).await,
-                    Pooler::None => {
-                        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-                        let stmt = $client.prepare_typed_cached(sql, &types).await?;
-                        let values: Vec<&(dyn ToSql + Sync)> =
-                            params.iter().map(|(v, _)| *v).collect();
-                        $client.query(&stmt, &values).await
+                within_deadline(async {
+                    match self.pooler {
+                        Pooler::Transaction => $client.query_typed(sql, params).await,
+                        Pooler::None => {
+                            let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+                            let stmt = $client.prepare_typed_cached(sql, &types).await?;
+                            let values: Vec<&(dyn ToSql + Sync)> =
+                                params.iter().map(|(v, _)| *v).collect();
+                            $client.query(&stmt, &values).await
+                        }
                     }
-                }
+                })
+                .await
             }
 
-            async fn batch(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+            async fn batch(&self, sql: &str) -> Result<(), SqlError> {
                 let $this = self;
-                $client.batch_execute(sql).await
+                Ok($client.batch_execute(sql).await?)
             }
         }
     };

@@ -54,6 +54,15 @@ impl LocalPgBouncer {
         Ok(Self { port, child })
     }
 
+    /// Immediate shutdown (SIGTERM, what a service manager's stop sends): PgBouncer tells
+    /// its clients it is shutting down, closes every connection and exits; waits for that.
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// A connection string for `database` through the pooler.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://atlas@127.0.0.1:{}/{database}", self.port)

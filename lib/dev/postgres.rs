@@ -164,6 +164,11 @@ impl LocalPostgres {
         Ok(())
     }
 
+    /// The postmaster's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fast shutdown, waiting for the server to exit.
     pub fn stop(mut self) {
         let _ = std::process::Command::new("kill")

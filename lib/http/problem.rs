@@ -83,11 +83,11 @@ impl ApiError {
         e
     }
 
-    /// 503 `database_unavailable`; `cause` goes to the log only.
-    pub fn database_unavailable(cause: impl std::fmt::Display) -> Self {
+    /// 503 `db_unavailable`; `cause` goes to the log only.
+    pub fn db_unavailable(cause: impl std::fmt::Display) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            "db_unavailable",
             "the database is unreachable; retry later",
         );
         e.cause = Some(cause.to_string());
@@ -183,17 +183,40 @@ impl From<tokio_postgres::Error> for ApiError {
             err.cause = Some(format!("database: {e:?}"));
             return err;
         }
-        if e.as_db_error().is_none() && (e.is_closed() || e.to_string().contains("connect")) {
-            ApiError::database_unavailable(e)
+        if database_unreachable(&e) {
+            ApiError::db_unavailable(format!("{e}: {e:?}"))
         } else {
             ApiError::internal(format!("database: {e:?}"))
         }
     }
 }
 
+/// Whether `e` says the database (or the pooler in front of it) cannot serve right now, as
+/// opposed to a statement the Hub got wrong: the connection broke or never opened, or the
+/// server refused for a reason that passes (shutting down, starting up, out of connections).
+fn database_unreachable(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        // 08: connection exceptions (PgBouncer reports its own failures so); 53: insufficient
+        // resources (too many connections); 57P01–57P03: admin/crash shutdown, cannot connect now.
+        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
+    }
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    // The other kinds (serializing, columns, row counts, parse errors) are bugs: 500.
+    io || e.is_closed()
+        || matches!(
+            e.to_string().as_str(),
+            "error connecting to server"
+                | "timeout waiting for server"
+                | "error performing TLS handshake"
+                | "error communicating with the server"
+                | "unexpected message from server"
+        )
+}
+
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError::database_unavailable(e)
+        ApiError::db_unavailable(e)
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -10,6 +12,18 @@ use time::OffsetDateTime;
 
 use super::{ObjectInfo, PresignedUpload, StorageError, UploadSpec, content_disposition};
 use crate::config::S3Config;
+
+/// Bounds on every call to storage (only HEADs reach the network: presigning is local). A
+/// storage that refuses connections, or accepts them and never answers, costs a request at
+/// most `operation_timeout` and is answered 503 `storage_unavailable` instead of hanging
+/// (tests/it/faults.rs). Attempts that time out or fail to connect are retried within it.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(4))
+        .operation_timeout(Duration::from_secs(9))
+        .build()
+}
 
 /// An S3 bucket reached with static credentials.
 pub struct S3Storage {
@@ -36,6 +50,8 @@ impl S3Storage {
                 "atlas-static",
             ))
             .force_path_style(c.force_path_style)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(timeouts())
             .http_client(http_client);
         if let Some(endpoint) = &c.endpoint {
             b = b.endpoint_url(endpoint.clone());

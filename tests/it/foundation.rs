@@ -530,7 +530,7 @@ async fn named_statements_break_behind_pgbouncer_and_unnamed_ones_do_not() {
     async fn second_query_while_a_transaction_holds_the_server(
         url: &str,
         pooler: &str,
-    ) -> Result<(), tokio_postgres::Error> {
+    ) -> Result<(), atlas_hub::db::SqlError> {
         let db = Db::new(&config(url, &[("ATLAS_DB_POOLER", pooler)])).unwrap();
         let a = db.raw_conn().await.unwrap();
         let mut b = db.raw_conn().await.unwrap();

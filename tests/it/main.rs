@@ -2,6 +2,7 @@
 //! One module per area, laid out like the routes.
 
 mod api;
+mod integrity;
 mod support;
 
 mod bad_input;
@@ -9,7 +10,9 @@ mod blob;
 mod cli;
 mod consumers;
 mod contract;
+mod faults;
 mod foundation;
 mod layout;
 mod packs;
 mod releases;
+mod soak;

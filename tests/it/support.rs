@@ -77,7 +77,8 @@ fn remove_stale_runs(dir: &Path) {
         let pid = name
             .strip_prefix("pg-")
             .or_else(|| name.strip_prefix("s3-"))
-            .and_then(|p| p.parse::<u32>().ok());
+            // `s3-<pid>-private-…`: a test's own store.
+            .and_then(|p| p.split('-').next()?.parse::<u32>().ok());
         if let Some(pid) = pid
             && pid != std::process::id()
             && !Path::new(&format!("/proc/{pid}")).exists()
@@ -173,6 +174,7 @@ pub struct TestHub {
     pub bucket: String,
     /// Where its stderr (the request log) goes.
     pub log_path: PathBuf,
+    env: Vec<(String, String)>,
     child: Child,
 }
 
@@ -204,47 +206,31 @@ impl TestHub {
         let logs = work_dir().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let log_path = logs.join(format!("{bucket}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atlas-hub"));
-        cmd.args(["serve", "--port", "0"])
-            .env("DATABASE_URL", &database_url)
-            .env("ATLAS_S3_ENDPOINT", &s.s3_endpoint)
-            .env("ATLAS_S3_BUCKET", &bucket)
-            .env("ATLAS_S3_ACCESS_KEY_ID", atlas_hub::dev::s3::ACCESS_KEY)
-            .env("ATLAS_S3_SECRET_ACCESS_KEY", atlas_hub::dev::s3::SECRET_KEY)
-            .env("ATLAS_TOKEN_PEPPER", PEPPER)
-            .env_remove("ATLAS_HUB_URL")
-            .env_remove("ATLAS_STORAGE")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log_path).unwrap());
-        for (k, v) in &options.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn atlas-hub serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("Atlas Hub listening on ") {
-                        break rest.trim().to_owned();
-                    }
-                }
-                _ => panic!(
-                    "atlas-hub serve exited before listening; log: {}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                ),
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let (child, url) = spawn_serve(&database_url, &bucket, &log_path, &options.env);
         TestHub {
             url,
             database_url,
             bucket_dir,
             bucket,
             log_path,
+            env: options.env,
             child,
         }
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`: no shutdown of any kind) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again on the same database, bucket and settings (a new port); its
+    /// log goes on in the same file.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, url) = spawn_serve(&self.database_url, &self.bucket, &self.log_path, &self.env);
+        self.child = child;
+        self.url = url;
     }
 
     /// `self.url + path`.
@@ -263,6 +249,56 @@ impl Drop for TestHub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `atlas-hub serve` on a free port, appending its stderr to `log_path`; returns it
+/// with its base URL once it listens.
+fn spawn_serve(
+    database_url: &str,
+    bucket: &str,
+    log_path: &Path,
+    env: &[(String, String)],
+) -> (Child, String) {
+    let s = services();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atlas-hub"));
+    cmd.args(["serve", "--port", "0"])
+        .env("DATABASE_URL", database_url)
+        .env("ATLAS_S3_ENDPOINT", &s.s3_endpoint)
+        .env("ATLAS_S3_BUCKET", bucket)
+        .env("ATLAS_S3_ACCESS_KEY_ID", atlas_hub::dev::s3::ACCESS_KEY)
+        .env("ATLAS_S3_SECRET_ACCESS_KEY", atlas_hub::dev::s3::SECRET_KEY)
+        .env("ATLAS_TOKEN_PEPPER", PEPPER)
+        .env_remove("ATLAS_HUB_URL")
+        .env_remove("ATLAS_STORAGE")
+        .stdout(Stdio::piped())
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn atlas-hub serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.strip_prefix("Atlas Hub listening on ") {
+                    break rest.trim().to_owned();
+                }
+            }
+            _ => panic!(
+                "atlas-hub serve exited before listening; log: {}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            ),
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
 }
 
 /// An HTTP client that does not follow redirects (tests look at them).
@@ -339,54 +375,62 @@ pub struct Function {
     pub url: String,
     /// Where its stderr (the request log) goes.
     pub log_path: PathBuf,
+    bin: String,
+    port: u16,
+    env: Vec<(String, String)>,
     child: Child,
 }
 
 impl Function {
     /// Starts the `[[bin]]` named `bin` on `database_url`, with its own empty bucket.
     pub fn start(bin: &str, database_url: &str) -> Function {
-        let s = services();
         let bucket = unique_name("fn").replace('_', "-");
-        std::fs::create_dir_all(s.s3_root.join(&bucket)).unwrap();
+        std::fs::create_dir_all(services().s3_root.join(&bucket)).unwrap();
+        Self::start_with(bin, database_url, &bucket, &[])
+    }
+
+    /// Starts the `[[bin]]` named `bin` on `database_url` and an existing `bucket` of the
+    /// shared store (e.g. a [`TestHub`]'s), with extra environment variables.
+    pub fn start_with(
+        bin: &str,
+        database_url: &str,
+        bucket: &str,
+        extra: &[(&str, &str)],
+    ) -> Function {
         let logs = work_dir().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
-        let log_path = logs.join(format!("{bucket}-{bin}.log"));
+        let log_path = logs.join(format!("{}-{bin}.log", unique_name("fn")));
         let port = free_port().unwrap();
-        let mut child = Command::new(function_binary(bin))
-            .env("VERCEL_DEV_PORT", port.to_string())
-            .env("DATABASE_URL", database_url)
-            .env("ATLAS_HUB_URL", format!("http://127.0.0.1:{port}"))
-            .env("ATLAS_S3_ENDPOINT", &s.s3_endpoint)
-            .env("ATLAS_S3_BUCKET", &bucket)
-            .env("ATLAS_S3_ACCESS_KEY_ID", atlas_hub::dev::s3::ACCESS_KEY)
-            .env("ATLAS_S3_SECRET_ACCESS_KEY", atlas_hub::dev::s3::SECRET_KEY)
-            .env("ATLAS_TOKEN_PEPPER", PEPPER)
-            .env_remove("ATLAS_STORAGE")
-            .env_remove("ATLAS_DB_POOLER")
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .env_remove("VERCEL_IPC_PATH")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn function {bin}: {e}"));
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let expected = format!("Dev server listening: {port}");
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.trim() == expected => break,
-                Some(Ok(_)) => continue,
-                _ => panic!(
-                    "function {bin} exited before listening; stderr: {}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                ),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let mut env = vec![
+            ("DATABASE_URL".to_owned(), database_url.to_owned()),
+            ("ATLAS_S3_BUCKET".to_owned(), bucket.to_owned()),
+        ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let child = spawn_function(bin, port, &env, &log_path);
         Function {
             url: format!("http://127.0.0.1:{port}"),
             log_path,
+            bin: bin.to_owned(),
+            port,
+            env,
             child,
         }
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the binary again on the same port and settings; its log goes on in the same file.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_function(&self.bin, self.port, &self.env, &self.log_path);
     }
 
     /// `self.url + path`.
@@ -407,10 +451,299 @@ impl Drop for Function {
     }
 }
 
+/// Spawns the function `bin` on `port` with `env` over the defaults every function needs,
+/// appending its stderr to `log_path`; returns once it listens.
+fn spawn_function(bin: &str, port: u16, env: &[(String, String)], log_path: &Path) -> Child {
+    let s = services();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .unwrap();
+    let mut cmd = Command::new(function_binary(bin));
+    cmd.env("VERCEL_DEV_PORT", port.to_string())
+        .env("ATLAS_HUB_URL", format!("http://127.0.0.1:{port}"))
+        .env("ATLAS_S3_ENDPOINT", &s.s3_endpoint)
+        .env("ATLAS_S3_ACCESS_KEY_ID", atlas_hub::dev::s3::ACCESS_KEY)
+        .env("ATLAS_S3_SECRET_ACCESS_KEY", atlas_hub::dev::s3::SECRET_KEY)
+        .env("ATLAS_TOKEN_PEPPER", PEPPER)
+        .env_remove("ATLAS_STORAGE")
+        .env_remove("ATLAS_DB_POOLER")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("VERCEL_IPC_PATH")
+        .stdout(Stdio::piped())
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn function {bin}: {e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let expected = format!("Dev server listening: {port}");
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.trim() == expected => break,
+            Some(Ok(_)) => continue,
+            _ => panic!(
+                "function {bin} exited before listening; stderr: {}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            ),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
 /// The JSON log lines carrying `request_id` (there should be exactly one per request).
 pub fn log_lines_for(log: &str, request_id: &str) -> Vec<serde_json::Value> {
     log.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|v| v["requestId"] == request_id && v.get("status").is_some())
         .collect()
+}
+
+/// A PostgreSQL cluster of one test's own, which the test may stop and start again on the
+/// same port and data (the shared cluster serves every other test). Its folder is reused
+/// across runs (no initdb each time); the server stops when the test's thread ends.
+pub struct PrivatePostgres {
+    /// Loopback port, the same across restarts.
+    pub port: u16,
+    dir: PathBuf,
+    server: Option<LocalPostgres>,
+}
+
+impl PrivatePostgres {
+    /// Starts the cluster `name` with a fresh, migrated database `atlas`.
+    pub async fn start(name: &str) -> PrivatePostgres {
+        let dir = work_dir().join(format!("cluster-{name}"));
+        let port = free_port().unwrap();
+        let server = LocalPostgres::start(&dir, port).expect("private PostgreSQL");
+        let admin = connect(&server.url("postgres")).await;
+        for sql in [
+            "DROP DATABASE IF EXISTS atlas WITH (FORCE)",
+            "CREATE DATABASE atlas",
+        ] {
+            admin.batch_execute(sql).await.unwrap();
+        }
+        let status = Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
+            .arg("migrate")
+            .env("DATABASE_URL", server.url("atlas"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "migrating the private cluster failed");
+        PrivatePostgres {
+            port,
+            dir,
+            server: Some(server),
+        }
+    }
+
+    /// The migrated database.
+    pub fn url(&self) -> String {
+        format!("postgres://atlas@127.0.0.1:{}/atlas", self.port)
+    }
+
+    /// Fast shutdown (what `pg_ctl stop` does): sessions are ended, the port refuses.
+    pub fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn resume(&mut self) {
+        self.stop();
+        self.server = Some(LocalPostgres::start(&self.dir, self.port).expect("PostgreSQL restart"));
+    }
+
+    /// Suspends every process of the cluster (SIGSTOP): connections stay open and nothing
+    /// answers, as with a hung server or a black-holed network. [`Self::thaw`] (or drop)
+    /// resumes them.
+    pub fn freeze(&mut self) {
+        for pid in self.processes() {
+            signal(pid, "-STOP");
+        }
+    }
+
+    /// Resumes the processes [`Self::freeze`] suspended.
+    pub fn thaw(&mut self) {
+        for pid in self.processes() {
+            signal(pid, "-CONT");
+        }
+    }
+
+    /// The postmaster and its children, by pid.
+    fn processes(&self) -> Vec<u32> {
+        let Some(server) = &self.server else {
+            return Vec::new();
+        };
+        let postmaster = server.pid();
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces, so split after its `)`.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                // `s3-<pid>-private-…`: a test's own store.
+                .and_then(|p| p.split('-').next()?.parse::<u32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+/// Sends `sig`; a process that already exited is fine (and not worth a line on stderr).
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.thaw();
+        self.stop();
+    }
+}
+
+/// An S3 server (s3s-fs) of one test's own, on a folder and port of its own, which the test
+/// may stop, stall or start again. (Not the shared store's folder: s3s-fs names its temporary
+/// files with a per-server counter and deletes leftover ones when it starts, so two servers
+/// on one folder break each other's uploads.)
+pub struct PrivateS3 {
+    /// Loopback port, the same across restarts.
+    pub port: u16,
+    root: PathBuf,
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+/// What a [`PrivateS3`] does on its port.
+#[derive(Clone, Copy)]
+enum S3Mode {
+    /// Serves S3.
+    Serve,
+    /// Accepts connections and never answers (a hung server or a black-holed network).
+    Stall,
+}
+
+impl PrivateS3 {
+    /// Serves on a free port.
+    pub fn start() -> PrivateS3 {
+        let mut s3 = PrivateS3 {
+            port: free_port().unwrap(),
+            root: work_dir().join(format!(
+                "s3-{}-private-{}",
+                std::process::id(),
+                unique_name("s3")
+            )),
+            running: None,
+        };
+        s3.run(S3Mode::Serve);
+        s3
+    }
+
+    /// Creates `bucket` (e.g. a [`TestHub`]'s, to point the Hub here).
+    pub fn create_bucket(&self, bucket: &str) {
+        std::fs::create_dir_all(self.root.join(bucket)).unwrap();
+    }
+
+    /// The endpoint to configure (`ATLAS_S3_ENDPOINT`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops: the port refuses connections and every open connection is closed.
+    pub fn stop(&mut self) {
+        if let Some((stop, thread)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves again on the same port.
+    pub fn resume(&mut self) {
+        self.run(S3Mode::Serve);
+    }
+
+    /// Replaces the server with one that accepts connections and never answers.
+    pub fn stall(&mut self) {
+        self.run(S3Mode::Stall);
+    }
+
+    /// Runs `mode` on a thread with its own runtime: dropping the runtime on stop drops every
+    /// connection task, so clients see their sockets close as if the process had died.
+    fn run(&mut self, mode: S3Mode) {
+        self.stop();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (root, port) = (self.root.clone(), self.port);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                match mode {
+                    S3Mode::Serve => {
+                        let s3 = LocalS3::start(&root, "unused", port).await;
+                        ready_tx
+                            .send(s3.as_ref().map(|_| ()).map_err(Clone::clone))
+                            .unwrap();
+                        let _ = stop_rx.await;
+                        drop(s3);
+                    }
+                    S3Mode::Stall => {
+                        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await;
+                        let listener = match listener {
+                            Ok(l) => l,
+                            Err(e) => {
+                                ready_tx.send(Err(e.to_string())).unwrap();
+                                return;
+                            }
+                        };
+                        ready_tx.send(Ok(())).unwrap();
+                        let mut held = Vec::new();
+                        tokio::pin!(stop_rx);
+                        loop {
+                            tokio::select! {
+                                accepted = listener.accept() => {
+                                    if let Ok((socket, _)) = accepted {
+                                        held.push(socket);
+                                    }
+                                }
+                                _ = &mut stop_rx => break,
+                            }
+                        }
+                    }
+                }
+            });
+        });
+        ready_rx
+            .recv()
+            .expect("S3 thread died")
+            .unwrap_or_else(|e| panic!("private S3 on port {}: {e}", self.port));
+        self.running = Some((stop_tx, thread));
+    }
+}
+
+impl Drop for PrivateS3 {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
