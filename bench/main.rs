@@ -473,6 +473,15 @@ async fn migrate_and_seed(url: &str) -> Result<Value, String> {
         .batch_execute(&seed::sql(&digest))
         .await
         .map_err(|e| format!("seed: {e}"))?;
+    // Steady state before measuring: freshly written tables vacuumed (visibility map, hint
+    // bits) and their pages flushed, so neither autovacuum nor the first checkpoint lands in
+    // a load run. Separate statements: VACUUM cannot run in the seed's implicit transaction.
+    for sql in ["VACUUM (ANALYZE)", "CHECKPOINT"] {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| format!("{sql}: {e}"))?;
+    }
     let count = |sql: &'static str| {
         let client = &client;
         async move {
@@ -676,6 +685,16 @@ fn measure(
     })
 }
 
+/// What a lookup's p99 is held to.
+#[derive(Clone, Copy)]
+enum P99Budget {
+    /// The issue's budget for lookup routes: ≤ 5 ms at 64 connections.
+    Absolute,
+    /// Behind PgBouncer the issue budgets throughput; the p99 is held to its own floor (the
+    /// pgbench floor through PgBouncer is itself 9–12 ms here).
+    Floor,
+}
+
 fn lookup_rows(
     rows: &mut Vec<Row>,
     label: &str,
@@ -683,6 +702,7 @@ fn lookup_rows(
     floor: &LoadResult,
     floor_name: &str,
     hello: &LoadResult,
+    p99_budget: P99Budget,
 ) {
     let r = hub.per_second / floor.per_second;
     rows.push(Row {
@@ -714,8 +734,14 @@ fn lookup_rows(
         hub: ms(hub.p99_ms),
         floor: ms(floor.p99_ms),
         ratio: ratio(hub.p99_ms, floor.p99_ms),
-        budget: "≤ 5 ms".into(),
-        pass: Some(hub.p99_ms <= MAX_P99_MS),
+        budget: match p99_budget {
+            P99Budget::Absolute => "≤ 5 ms".into(),
+            P99Budget::Floor => "≤ 1× floor".into(),
+        },
+        pass: Some(match p99_budget {
+            P99Budget::Absolute => hub.p99_ms <= MAX_P99_MS,
+            P99Budget::Floor => hub.p99_ms <= floor.p99_ms,
+        }),
     });
 }
 
@@ -770,10 +796,24 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         .unwrap_or(0);
 
     // The route's SQL, as the route sends it, with the same spread of parameters.
-    let lookup_sql = "\\set p random(1, 20)\n\\set k random(1, 6)\n\
-        SELECT * FROM atlas_channel_platform('product-' || :p::int, 'stable', \
-        (ARRAY['linux','linux','windows','windows','darwin','darwin'])[:k::int], \
-        (ARRAY['x86_64','aarch64','x86_64','aarch64','x86_64','aarch64'])[:k::int]);\n";
+    // Direct connections prepare the lookup statement; behind PgBouncer the route calls the
+    // SQL function holding the same query (`lib/routes/releases.rs`).
+    let route_sql = |sql: &str| {
+        let bound = sql
+            .replace("$1", "'product-' || :p::int")
+            .replace("$2", "'stable'")
+            .replace(
+                "$3",
+                "(ARRAY['linux','linux','windows','windows','darwin','darwin'])[:k::int]",
+            )
+            .replace(
+                "$4",
+                "(ARRAY['x86_64','aarch64','x86_64','aarch64','x86_64','aarch64'])[:k::int]",
+            );
+        format!("\\set p random(1, 20)\n\\set k random(1, 6)\n{bound};\n")
+    };
+    let lookup_sql = route_sql(atlas_hub::routes::releases::CHANNEL_PLATFORM_SQL);
+    let pooled_lookup_sql = route_sql(atlas_hub::routes::releases::CHANNEL_PLATFORM_POOLED);
     let download_sql = format!(
         "\\set n random(1, {release_artifacts})\n\
          SELECT id, storage_key, filename FROM artifacts WHERE download_id = 'dl_' || md5(:n::text);\n"
@@ -789,8 +829,8 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
     )?;
     log("database floors: pgbench, prepared");
     let lookup_floor = ctx.pgbench(
-        "pgbench atlas_channel_platform (prepared)",
-        lookup_sql,
+        "pgbench channel lookup (prepared)",
+        &lookup_sql,
         ctx.pg_port,
         Mode::Prepared,
         CONNECTIONS,
@@ -819,7 +859,7 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
     log("behind PgBouncer (transaction mode)");
     let bouncer_floor = ctx.pgbench(
         "pgbench atlas_channel_platform via PgBouncer (extended)",
-        lookup_sql,
+        &pooled_lookup_sql,
         ctx.bouncer_port,
         Mode::Extended,
         CONNECTIONS,
@@ -842,6 +882,7 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         &lookup_floor,
         floor_name,
         &hello.load,
+        P99Budget::Absolute,
     );
     lookup_rows(
         rows,
@@ -850,6 +891,7 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         &lookup_floor,
         floor_name,
         &hello.load,
+        P99Budget::Absolute,
     );
     lookup_rows(
         rows,
@@ -858,6 +900,7 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         &download_floor,
         floor_name,
         &hello.load,
+        P99Budget::Absolute,
     );
     lookup_rows(
         rows,
@@ -866,6 +909,7 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         &bouncer_floor,
         "pgbench via PgBouncer, unnamed",
         &hello.load,
+        P99Budget::Floor,
     );
     rss_rows(rows, "releases_latest", &latest, &hello);
     rss_rows(rows, "updater", &updater, &hello);

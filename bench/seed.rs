@@ -102,7 +102,6 @@ INSERT INTO deploy_tokens (id, kind, name, digest, products, scopes, channels, c
 VALUES (gen_random_uuid(), 'app', 'bench-ci', decode('{digest_hex}', 'hex'), '{{*}}',
         '{{upload,publish}}', '{{*}}', 'cli:bench');
 COMMIT;
-ANALYZE;
 "#
     )
 }

@@ -870,3 +870,109 @@ async fn bad_input_answers_problems_not_500s() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// The hot lookup runs as a prepared statement on direct connections and through the
+/// `atlas_channel_platform` SQL function behind a pooler: both must give the same rows, for
+/// a channel in a staged rollout (current and previous releases), every platform, every
+/// channel, and a product that does not exist.
+#[tokio::test]
+async fn the_lookup_statement_and_the_pooler_function_agree() {
+    let (hub, _admin, app) = setup(&[]).await;
+    let mut primary = Artifact::new("linux", "x86_64", "appimage", "one");
+    primary.primary = Some(true);
+    let v1 = [
+        primary,
+        Artifact::new("linux", "x86_64", "deb", "one-deb"),
+        Artifact::new("windows", "x86_64", "nsis", "one-win"),
+    ];
+    let (status, body) = publish(&hub, &app, "launcher", "1.0.0", Some("stable"), &v1).await;
+    assert_eq!(status, 201, "{body}");
+    let v2 = [
+        Artifact::new("linux", "x86_64", "appimage", "two"),
+        Artifact::new("darwin", "aarch64", "app", "two-mac"),
+    ];
+    let (status, body) = publish(&hub, &app, "launcher", "1.1.0", Some("beta"), &v2).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = move_channel(
+        &hub,
+        &app,
+        "launcher",
+        "stable",
+        json!({"version": "1.1.0", "rolloutPercent": 30, "force": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let db = crate::support::connect(&hub.database_url).await;
+    let prepared = db
+        .prepare(atlas_hub::routes::releases::CHANNEL_PLATFORM_SQL)
+        .await
+        .unwrap();
+    let mut compared = 0;
+    for product in ["launcher", "nothing"] {
+        for channel in ["stable", "beta", "dev"] {
+            for (os, arch) in [
+                ("linux", "x86_64"),
+                ("windows", "x86_64"),
+                ("darwin", "aarch64"),
+                ("linux", "riscv64"),
+            ] {
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                    [&product, &channel, &os, &arch];
+                let rows = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+                    rows.iter()
+                        .map(|r| {
+                            (0..r.len())
+                                .map(|i| format!("{}={:?}", r.columns()[i].name(), text_of(r, i)))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .collect()
+                };
+                let direct = rows(db.query(&prepared, &params).await.unwrap());
+                let pooled = rows(
+                    db.query(
+                        atlas_hub::routes::releases::CHANNEL_PLATFORM_POOLED,
+                        &params,
+                    )
+                    .await
+                    .unwrap(),
+                );
+                // Same columns (by name, in order) and values.
+                let sorted = |mut v: Vec<String>| {
+                    v.iter_mut().for_each(|row| {
+                        let mut cols: Vec<&str> = row.split(',').collect();
+                        cols.sort_unstable();
+                        *row = cols.join(",");
+                    });
+                    v
+                };
+                assert_eq!(
+                    sorted(direct.clone()),
+                    sorted(pooled),
+                    "{product}/{channel} {os}-{arch}"
+                );
+                compared += direct.len();
+            }
+        }
+    }
+    // current + previous on stable for linux, beta's release, windows' previous, mac's current.
+    assert!(compared >= 7, "only {compared} rows compared");
+}
+
+/// A column's value as text, whatever its type.
+fn text_of(row: &tokio_postgres::Row, i: usize) -> String {
+    use tokio_postgres::types::Type;
+    let ty = row.columns()[i].type_().clone();
+    match ty {
+        Type::TEXT | Type::VARCHAR => format!("{:?}", row.get::<_, Option<String>>(i)),
+        Type::INT2 => format!("{:?}", row.get::<_, Option<i16>>(i)),
+        Type::INT8 => format!("{:?}", row.get::<_, Option<i64>>(i)),
+        Type::BOOL => format!("{:?}", row.get::<_, Option<bool>>(i)),
+        Type::TIMESTAMPTZ => format!("{:?}", row.get::<_, Option<time::OffsetDateTime>>(i)),
+        other => panic!(
+            "column {} has unexpected type {other}",
+            row.columns()[i].name()
+        ),
+    }
+}
