@@ -121,7 +121,7 @@ pub fn lookup<'a>(routes: &'a [Route], method: &Method, path: &str) -> Lookup<'a
 mod tests {
     use super::*;
 
-    fn route(pattern: &'static str) -> Route {
+    pub(super) fn route(pattern: &'static str) -> Route {
         Route {
             pattern,
             methods: &[],
@@ -165,17 +165,9 @@ mod tests {
 mod props {
     use proptest::prelude::*;
 
+    use super::tests::route;
     use super::*;
     use crate::test_support::hostile_string;
-
-    fn route(pattern: &'static str) -> Route {
-        Route {
-            pattern,
-            methods: &[],
-            api_file: "",
-            bin: "",
-        }
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
