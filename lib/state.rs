@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::db::Db;
 use crate::domain::oidc::OidcVerifier;
+use crate::routes::releases::LookupBatcher;
 use crate::storage::Storage;
 
 /// Per-instance state: configuration, database pool, storage client.
@@ -15,6 +16,8 @@ pub struct AppState {
     pub storage: Storage,
     /// GitHub Actions OIDC verification (keys fetched on first use).
     pub oidc: OidcVerifier,
+    /// Concurrent channel lookups, sent to the database in batches.
+    pub lookups: LookupBatcher,
 }
 
 impl AppState {
@@ -28,6 +31,7 @@ impl AppState {
             db,
             storage,
             oidc,
+            lookups: LookupBatcher::default(),
         })
     }
 

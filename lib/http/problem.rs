@@ -47,6 +47,18 @@ impl ApiError {
         }
     }
 
+    /// The same answer again (one failure answered to several waiting requests).
+    pub fn duplicate(&self) -> Self {
+        Self {
+            status: self.status,
+            code: self.code,
+            detail: self.detail.clone(),
+            extra: self.extra.clone(),
+            allow: self.allow.clone(),
+            cause: self.cause.clone(),
+        }
+    }
+
     /// 400 with a code.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)

@@ -112,30 +112,178 @@ pub const CHANNEL_PLATFORM_SQL: &str = "SELECT s.slot, c.rollout_percent, r.vers
 /// [`CHANNEL_PLATFORM_SQL`] behind a transaction-mode pooler.
 pub const CHANNEL_PLATFORM_POOLED: &str = "SELECT * FROM atlas_channel_platform($1, $2, $3, $4)";
 
-/// The hot lookup ([`CHANNEL_PLATFORM_SQL`]).
+/// [`CHANNEL_PLATFORM_SQL`] for a batch of lookups: arrays of products (`$1`), channels
+/// (`$2`), oses (`$3`) and arches (`$4`), each row tagged with its lookup's position `i`
+/// (from 1). The per-lookup query sits in a `LATERAL` subquery, so each lookup is planned
+/// exactly as alone (index lookups, never a scan of `artifacts`).
+pub fn batch_sql(pooler: Pooler) -> &'static str {
+    static DIRECT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static POOLED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let (cell, one) = match pooler {
+        Pooler::None => (&DIRECT, CHANNEL_PLATFORM_SQL),
+        Pooler::Transaction => (&POOLED, CHANNEL_PLATFORM_POOLED),
+    };
+    cell.get_or_init(|| {
+        let one = one
+            .replace("$1", "q.product")
+            .replace("$2", "q.channel")
+            .replace("$3", "q.os")
+            .replace("$4", "q.arch");
+        format!(
+            "SELECT q.i, l.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+             WITH ORDINALITY AS q(product, channel, os, arch, i) \
+             CROSS JOIN LATERAL ({one}) AS l \
+             ORDER BY q.i, l.slot, l.is_primary DESC, l.kind"
+        )
+    })
+}
+
+/// One lookup: what a channel serves for a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LookupKey {
+    product: String,
+    channel: &'static str,
+    os: Os,
+    arch: Arch,
+}
+
+/// A request waiting for its lookup.
+struct Waiting {
+    key: LookupKey,
+    answer: tokio::sync::oneshot::Sender<Result<ChannelPlatform, ApiError>>,
+}
+
+/// Lookups batched per instance: while one batch is at the database, the lookups that arrive
+/// wait, and go together as the next batch (one statement, one round trip, each distinct
+/// lookup once). An idle instance sends a lookup at once. Every lookup is answered by a
+/// statement sent after it arrived, so a lookup never reads older data than it would alone.
+#[derive(Default)]
+pub struct LookupBatcher {
+    queue: std::sync::Mutex<BatchQueue>,
+}
+
+#[derive(Default)]
+struct BatchQueue {
+    running: bool,
+    waiting: Vec<Waiting>,
+}
+
+impl LookupBatcher {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BatchQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The hot lookup ([`CHANNEL_PLATFORM_SQL`]), batched with concurrent ones
+/// ([`LookupBatcher`]).
 pub async fn lookup_channel(
-    state: &AppState,
-    db: &impl Sql,
+    state: &Arc<AppState>,
     product: &str,
-    channel: &str,
+    channel: &'static str,
     os: Os,
     arch: Arch,
 ) -> Result<ChannelPlatform, ApiError> {
-    let sql = match state.config.db_pooler {
-        Pooler::None => CHANNEL_PLATFORM_SQL,
-        Pooler::Transaction => CHANNEL_PLATFORM_POOLED,
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let key = LookupKey {
+        product: product.to_owned(),
+        channel,
+        os,
+        arch,
     };
-    let rows = db
+    let lead = {
+        let mut queue = state.lookups.lock();
+        queue.waiting.push(Waiting { key, answer });
+        !std::mem::replace(&mut queue.running, true)
+    };
+    if lead {
+        // A task of its own: this request gets its answer with the first batch, while the
+        // task goes on with the batches that queued behind it.
+        tokio::spawn(run_batches(state.clone()));
+    }
+    answered
+        .await
+        .map_err(|_| ApiError::internal("the lookup batch ended without an answer"))?
+}
+
+/// Sends batches until no lookup waits.
+async fn run_batches(state: Arc<AppState>) {
+    loop {
+        let batch = {
+            let mut queue = state.lookups.lock();
+            if queue.waiting.is_empty() {
+                queue.running = false;
+                return;
+            }
+            std::mem::take(&mut queue.waiting)
+        };
+        // Each distinct lookup once; `slot[n]` is where waiter n's answer is.
+        let mut keys: Vec<LookupKey> = Vec::with_capacity(batch.len());
+        let mut slot = Vec::with_capacity(batch.len());
+        for w in &batch {
+            match keys.iter().position(|k| *k == w.key) {
+                Some(at) => slot.push(at),
+                None => {
+                    slot.push(keys.len());
+                    keys.push(w.key.clone());
+                }
+            }
+        }
+        match query_batch(&state, &keys).await {
+            Ok(answers) => {
+                for (w, at) in batch.into_iter().zip(slot) {
+                    let _ = w.answer.send(Ok(answers[at].clone()));
+                }
+            }
+            Err(e) => {
+                for w in batch {
+                    let _ = w.answer.send(Err(e.duplicate()));
+                }
+            }
+        }
+    }
+}
+
+/// One statement for `keys`; the answers in the same order.
+async fn query_batch(
+    state: &AppState,
+    keys: &[LookupKey],
+) -> Result<Vec<ChannelPlatform>, ApiError> {
+    let products: Vec<&str> = keys.iter().map(|k| k.product.as_str()).collect();
+    let channels: Vec<&str> = keys.iter().map(|k| k.channel).collect();
+    let oses: Vec<&str> = keys.iter().map(|k| k.os.as_str()).collect();
+    let arches: Vec<&str> = keys.iter().map(|k| k.arch.as_str()).collect();
+    let conn = state.db.conn().await?;
+    let rows = conn
         .query(
-            sql,
+            batch_sql(state.config.db_pooler),
             &[
-                (&product, Type::TEXT),
-                (&channel, Type::TEXT),
-                (&os.as_str(), Type::TEXT),
-                (&arch.as_str(), Type::TEXT),
+                (&products, Type::TEXT_ARRAY),
+                (&channels, Type::TEXT_ARRAY),
+                (&oses, Type::TEXT_ARRAY),
+                (&arches, Type::TEXT_ARRAY),
             ],
         )
         .await?;
+    drop(conn);
+    let mut answers: Vec<ChannelPlatform> = Vec::with_capacity(keys.len());
+    let mut rest = rows.as_slice();
+    for (n, key) in keys.iter().enumerate() {
+        let i = n as i64 + 1;
+        let len = rest.iter().take_while(|r| r.get::<_, i64>(0) == i).count();
+        let (mine, after) = rest.split_at(len);
+        answers.push(platform_from_rows(state, key.os, key.arch, mine)?);
+        rest = after;
+    }
+    Ok(answers)
+}
+
+/// What one lookup's rows say.
+fn platform_from_rows(
+    state: &AppState,
+    os: Os,
+    arch: Arch,
+    rows: &[tokio_postgres::Row],
+) -> Result<ChannelPlatform, ApiError> {
     let hub = &state.config.hub_url;
     let mut out = ChannelPlatform {
         rollout_percent: 100,
@@ -185,7 +333,7 @@ pub async fn lookup_channel(
         signature,
         is_primary,
     ] = idx;
-    for r in &rows {
+    for r in rows {
         out.rollout_percent = r.get(rollout_percent);
         let slot: &str = r.get(slot);
         let target = if slot == "current" {
@@ -247,8 +395,7 @@ impl LatestQuery {
     /// Resolves the channel's release and the artifact (`kind`, else primary), or 404.
     pub async fn resolve(
         &self,
-        state: &AppState,
-        db: &impl Sql,
+        state: &Arc<AppState>,
     ) -> Result<(Latest, LatestArtifact), ApiError> {
         let not_found = || {
             ApiError::not_found(format!(
@@ -265,7 +412,6 @@ impl LatestQuery {
         };
         let latest = lookup_channel(
             state,
-            db,
             self.product.as_str(),
             self.channel,
             self.os,
@@ -291,8 +437,7 @@ impl LatestQuery {
 /// `GET /api/v1/releases/{product}/latest/{os}/{arch}?channel=stable&kind=`.
 pub async fn latest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let q = LatestQuery::parse(&req)?;
-    let conn = state.db.conn().await?;
-    let (latest, artifact) = q.resolve(&state, &conn).await?;
+    let (latest, artifact) = q.resolve(&state).await?;
     /// Serialized straight from borrowed data (no intermediate `serde_json::Value`).
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]

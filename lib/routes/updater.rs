@@ -81,9 +81,7 @@ pub async fn dynamic(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .filter(|id| !id.is_empty() && id.len() <= 200)
         .map(str::to_owned);
 
-    let conn = state.db.conn().await?;
-    let served = lookup_channel(&state, &conn, product.as_str(), channel, os, arch).await?;
-    drop(conn);
+    let served = lookup_channel(&state, product.as_str(), channel, os, arch).await?;
 
     let staged = served.current.is_some() && served.rollout_percent < 100;
     let offered_release = match &served.current {

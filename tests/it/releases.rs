@@ -958,6 +958,38 @@ async fn the_lookup_statement_and_the_pooler_function_agree() {
     }
     // current + previous on stable for linux, beta's release, windows' previous, mac's current.
     assert!(compared >= 7, "only {compared} rows compared");
+
+    // The batched forms (every lookup above in one statement) agree too, lookup by lookup.
+    use atlas_hub::config::Pooler;
+    let mut keys: [Vec<&str>; 4] = Default::default();
+    for product in ["launcher", "nothing"] {
+        for channel in ["stable", "beta", "dev"] {
+            for (os, arch) in [("linux", "x86_64"), ("darwin", "aarch64")] {
+                for (k, v) in keys.iter_mut().zip([product, channel, os, arch]) {
+                    k.push(v);
+                }
+            }
+        }
+    }
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&keys[0], &keys[1], &keys[2], &keys[3]];
+    let batch = |pooler| atlas_hub::routes::releases::batch_sql(pooler);
+    let direct = db.query(batch(Pooler::None), &params).await.unwrap();
+    let pooled = db.query(batch(Pooler::Transaction), &params).await.unwrap();
+    let flat = |rows: &[tokio_postgres::Row]| -> Vec<String> {
+        rows.iter()
+            .map(|r| {
+                let mut cols: Vec<String> = (0..r.len())
+                    .filter(|i| r.columns()[*i].name() != "i")
+                    .map(|i| format!("{}={:?}", r.columns()[i].name(), text_of(r, i)))
+                    .collect();
+                cols.sort_unstable();
+                format!("#{} {}", r.get::<_, i64>("i"), cols.join(","))
+            })
+            .collect()
+    };
+    assert_eq!(flat(&direct), flat(&pooled));
+    assert!(direct.len() >= 5, "only {} batched rows", direct.len());
 }
 
 /// A column's value as text, whatever its type.
@@ -974,5 +1006,73 @@ fn text_of(row: &tokio_postgres::Row, i: usize) -> String {
             "column {} has unexpected type {other}",
             row.columns()[i].name()
         ),
+    }
+}
+
+/// Concurrent lookups are batched per instance (`LookupBatcher`): hundreds in flight at once,
+/// over several products, channels and platforms, each gets its own answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_lookups_each_get_their_own_answer() {
+    let (hub, admin, _) = setup(&[]).await;
+    let mut expected = Vec::new();
+    for (n, product) in ["alpha", "beta-app", "gamma"].into_iter().enumerate() {
+        create_product(&hub, &admin, product, json!({})).await;
+        let app = app_token(&hub, &admin, &[product], ALL_SCOPES, &[]).await;
+        for (channel, version) in [("stable", format!("1.{n}.0")), ("beta", format!("2.{n}.0"))] {
+            let files = [
+                Artifact::new(
+                    "linux",
+                    "x86_64",
+                    "appimage",
+                    &format!("{product}{version}l"),
+                ),
+                Artifact::new("windows", "aarch64", "msi", &format!("{product}{version}w")),
+            ];
+            let (status, body) =
+                publish(&hub, &app, product, &version, Some(channel), &files).await;
+            assert_eq!(status, 201, "{body}");
+            for (os, arch, kind) in [
+                ("linux", "x86_64", "appimage"),
+                ("windows", "aarch64", "msi"),
+            ] {
+                expected.push((product, channel, os, arch, version.clone(), kind));
+            }
+        }
+        // A platform without a release: 404, in the same batches.
+        expected.push((product, "stable", "darwin", "aarch64", String::new(), ""));
+    }
+    let client = crate::support::client();
+    let mut tasks = Vec::new();
+    for round in 0..40 {
+        for (i, (product, channel, os, arch, version, kind)) in expected.iter().enumerate() {
+            if (i + round) % 2 == 0 {
+                continue;
+            }
+            let url = hub.at(&format!(
+                "/api/v1/releases/{product}/latest/{os}/{arch}?channel={channel}"
+            ));
+            let client = client.clone();
+            let want = (version.clone(), *kind, *product, *os, *arch);
+            tasks.push(tokio::spawn(async move {
+                let resp = client.get(url).send().await.unwrap();
+                let status = resp.status().as_u16();
+                let body: serde_json::Value = resp.json().await.unwrap();
+                (status, body, want)
+            }));
+        }
+    }
+    assert!(tasks.len() > 150, "{} requests", tasks.len());
+    for task in tasks {
+        let (status, body, (version, kind, product, os, arch)) = task.await.unwrap();
+        if version.is_empty() {
+            assert_eq!(status, 404, "{product} {os}-{arch}: {body}");
+            continue;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["product"], product, "{body}");
+        assert_eq!(body["version"], version.as_str(), "{body}");
+        assert_eq!(body["artifact"]["os"], os, "{body}");
+        assert_eq!(body["artifact"]["arch"], arch, "{body}");
+        assert_eq!(body["artifact"]["kind"], kind, "{body}");
     }
 }
