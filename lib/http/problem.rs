@@ -18,7 +18,7 @@ pub fn quoted(value: &str) -> String {
 }
 
 /// An error answered as `application/problem+json` with a stable machine `code`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
@@ -44,18 +44,6 @@ impl ApiError {
             extra: None,
             allow: None,
             cause: None,
-        }
-    }
-
-    /// The same answer again (one failure answered to several waiting requests).
-    pub fn duplicate(&self) -> Self {
-        Self {
-            status: self.status,
-            code: self.code,
-            detail: self.detail.clone(),
-            extra: self.extra.clone(),
-            allow: self.allow.clone(),
-            cause: self.cause.clone(),
         }
     }
 

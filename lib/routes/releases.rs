@@ -236,7 +236,7 @@ async fn run_batches(state: Arc<AppState>) {
             }
             Err(e) => {
                 for w in batch {
-                    let _ = w.answer.send(Err(e.duplicate()));
+                    let _ = w.answer.send(Err(e.clone()));
                 }
             }
         }
