@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::domain::limits::{Limits, Rate};
+
 /// A secret value: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -53,6 +55,21 @@ pub struct Config {
     pub download_url_ttl: Duration,
     /// `ATLAS_CACHE_S_MAXAGE`: CDN lifetime of public read responses (default 30 s).
     pub cache_s_maxage: u32,
+    /// `ATLAS_LIMIT_PRESIGN`, `ATLAS_LIMIT_PUBLISH`, `ATLAS_LIMIT_AUTH_FAILURES`: abuse limits
+    /// as `<count>/<period>` (defaults `600/min`, `60/min` per token, `30/min` per address).
+    pub limits: Limits,
+    /// `ATLAS_LOG`: `info` (default: one line per request) or `debug` (adds the query,
+    /// header names with sensitive values redacted, and each problem's detail).
+    pub log: LogLevel,
+}
+
+/// How much the request log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// One line per request: route, status, latency, code, ids.
+    Info,
+    /// Also the query and headers (sensitive values redacted) and problem details.
+    Debug,
 }
 
 /// How statements reach PostgreSQL.
@@ -193,6 +210,19 @@ impl Reader<'_> {
         }
     }
 
+    fn rate(&mut self, var: &str, default: Rate) -> Rate {
+        let Some(raw) = self.optional(var) else {
+            return default;
+        };
+        Rate::parse(&raw).unwrap_or_else(|| {
+            self.problem(
+                var,
+                format!("expected <count>/<period> such as 600/min, 30/10min or 5/s, got {raw:?}"),
+            );
+            default
+        })
+    }
+
     fn url(&mut self, var: &str, value: &str) -> String {
         if !(value.starts_with("http://") || value.starts_with("https://")) {
             self.problem(var, format!("expected an http(s) URL, got {value:?}"));
@@ -272,6 +302,23 @@ impl Config {
         let upload_url_ttl = r.number("ATLAS_UPLOAD_URL_TTL_SECS", 900u64, 60, 3600);
         let download_url_ttl = r.number("ATLAS_DOWNLOAD_URL_TTL_SECS", 300u64, 10, 3600);
         let cache_s_maxage = r.number("ATLAS_CACHE_S_MAXAGE", 30u32, 0, 86_400);
+        let defaults = Limits::default();
+        let limits = Limits {
+            presign: r.rate("ATLAS_LIMIT_PRESIGN", defaults.presign),
+            publish: r.rate("ATLAS_LIMIT_PUBLISH", defaults.publish),
+            auth_failures: r.rate("ATLAS_LIMIT_AUTH_FAILURES", defaults.auth_failures),
+        };
+        let log = match r.optional("ATLAS_LOG").as_deref() {
+            None | Some("info") => LogLevel::Info,
+            Some("debug") => LogLevel::Debug,
+            Some(other) => {
+                r.problem(
+                    "ATLAS_LOG",
+                    format!("expected info or debug, got {other:?}"),
+                );
+                LogLevel::Info
+            }
+        };
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -290,6 +337,8 @@ impl Config {
             upload_url_ttl: Duration::from_secs(upload_url_ttl),
             download_url_ttl: Duration::from_secs(download_url_ttl),
             cache_s_maxage,
+            limits,
+            log,
         })
     }
 }

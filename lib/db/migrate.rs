@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. `tests/layout.rs` fails when `migrations/` and this list differ.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_schema.sql",
-    sql: include_str!("../../migrations/0001_schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_schema.sql",
+        sql: include_str!("../../migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_rate_limits.sql",
+        sql: include_str!("../../migrations/0002_rate_limits.sql"),
+    },
+];
 
 /// The schema version this build expects.
 pub fn expected_version() -> i32 {

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod channels;
 pub mod ids;
+pub mod limits;
 pub mod oidc;
 pub mod packs;
 pub mod products;

@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::config::Secret;
+use crate::config::{Config, Secret};
 use crate::db::Sql;
+use crate::domain::limits::AuthGuard;
 use crate::http::{ApiError, ApiRequest};
 
 /// What a token may be used for.
@@ -251,13 +252,18 @@ pub fn plausible(token: &str) -> bool {
 const COLUMNS: &str = "id, name, kind, products, pack_id, scopes, channels, digest";
 
 /// Authenticates a token: one round trip for a valid token (lookup + `lastUsedAt`), and a
-/// second only to say why an invalid one failed.
+/// second only to count the failure against the client's address and say why it failed.
+/// While the address is over its failed-authentication limit, every token is refused 429.
 pub async fn authenticate(
     db: &impl Sql,
     pepper: &Secret,
+    guard: &AuthGuard,
     token: &str,
 ) -> Result<Principal, ApiError> {
     if !plausible(token) {
+        if let Some(blocked) = guard.failed(db).await? {
+            return Err(blocked);
+        }
         return Err(unauthorized(
             "token_invalid",
             "the token is not an Atlas deploy token",
@@ -269,9 +275,15 @@ pub async fn authenticate(
             &format!(
                 "UPDATE deploy_tokens SET last_used_at = now()
                  WHERE digest = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                   AND NOT EXISTS (SELECT 1 FROM rate_limits
+                                   WHERE key = $2 AND tat > now() + make_interval(secs => $3))
                  RETURNING {COLUMNS}"
             ),
-            &[(&d, Type::BYTEA)],
+            &[
+                (&d, Type::BYTEA),
+                (&guard.key(), Type::TEXT),
+                (&guard.block_threshold_secs(), Type::FLOAT8),
+            ],
         )
         .await?;
     if let Some(row) = row {
@@ -289,9 +301,13 @@ pub async fn authenticate(
             });
         }
     }
+    if let Some(blocked) = guard.failed(db).await? {
+        return Err(blocked);
+    }
     let why = db
         .query_opt(
-            "SELECT revoked_at IS NOT NULL AS revoked FROM deploy_tokens WHERE digest = $1",
+            "SELECT revoked_at IS NOT NULL AS revoked, coalesce(expires_at <= now(), false) AS expired
+             FROM deploy_tokens WHERE digest = $1",
             &[(&d, Type::BYTEA)],
         )
         .await?;
@@ -301,21 +317,24 @@ pub async fn authenticate(
             "token_revoked",
             "the token was revoked; ask an admin for a new one and update the CI secret",
         ),
-        Some(_) => unauthorized(
+        Some(r) if r.get::<_, bool>("expired") => unauthorized(
             "token_expired",
             "the token has expired; ask an admin for a new one and update the CI secret",
         ),
+        // A valid token refused while its address was blocked, the block ending since.
+        Some(_) => guard.blocked_error(1.0),
     })
 }
 
 /// Authenticates the request's bearer token and records its id for the request log.
 pub async fn authenticate_request(
     db: &impl Sql,
-    pepper: &Secret,
+    config: &Config,
     req: &ApiRequest,
 ) -> Result<Principal, ApiError> {
     let token = bearer(req)?;
-    let principal = authenticate(db, pepper, token).await?;
+    let guard = AuthGuard::for_client(req.client_ip, config.limits.auth_failures);
+    let principal = authenticate(db, &config.token_pepper, &guard, token).await?;
     req.meta.set_token_id(principal.token_id.to_string());
     Ok(principal)
 }

@@ -12,6 +12,7 @@ use super::problem::ErrorCode;
 use super::request::{Background, RequestMeta};
 use super::router::{Lookup, Route};
 use super::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use crate::config::LogLevel;
 use crate::state::AppState;
 
 /// Why a request body could not be read.
@@ -173,6 +174,8 @@ pub async fn dispatch(
         background,
     });
     let is_head = parts.method == Method::HEAD;
+    let debug = state.config.log >= LogLevel::Debug;
+    let mut detail = None;
 
     let found = match resolve {
         Resolve::Table(routes) => lookup_table(routes, &parts.method, parts.uri.path()),
@@ -240,6 +243,9 @@ pub async fn dispatch(
             if let Some(cause) = &e.cause {
                 log_error(&meta.request_id, pattern, cause);
             }
+            if debug {
+                detail = Some(e.detail.clone());
+            }
             e.into_response(&meta.request_id)
         }
     };
@@ -255,7 +261,13 @@ pub async fn dispatch(
                 .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
         }
     }
-    log_request(&parts, pattern, &response, &meta, started);
+    let debug = debug.then(|| DebugFields {
+        query: parts.uri.query().map(redacted_query),
+        headers: redacted_headers(&parts.headers),
+        client_ip,
+        detail,
+    });
+    log_request(&parts, pattern, &response, &meta, started, debug);
     response
 }
 
@@ -322,6 +334,73 @@ struct LogLine<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_id: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    debug: Option<DebugFields>,
+}
+
+/// What `ATLAS_LOG=debug` adds to a request's line. Values that can carry a credential are
+/// replaced by `[redacted]` before they are kept: the secret never reaches the log.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DebugFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<String>,
+    headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// Whether a header or query parameter name may carry a credential (`authorization`,
+/// `cookie`, `x-atlas-oidc-token`, `x-atlas-pack-deploy-token`, `X-Amz-Signature`…).
+fn sensitive(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "auth",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "sig",
+        "password",
+        "credential",
+        "session",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// A value as the debug log shows it: escaped, at most 80 characters.
+fn shown(name: &str, value: &str) -> String {
+    if sensitive(name) {
+        REDACTED.to_owned()
+    } else {
+        super::quoted(value)
+    }
+}
+
+fn redacted_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = match value.to_str() {
+                Ok(v) => shown(name.as_str(), v),
+                Err(_) if sensitive(name.as_str()) => REDACTED.to_owned(),
+                Err(_) => "[not visible ASCII]".to_owned(),
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+fn redacted_query(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| format!("{}={}", super::quoted(&k), shown(&k, &v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn now_rfc3339() -> String {
@@ -331,13 +410,15 @@ fn now_rfc3339() -> String {
 }
 
 /// One JSON line per request on stderr. Only the path is logged (no query, no headers),
-/// so no secret can reach the log.
+/// so no secret can reach the log; at `ATLAS_LOG=debug`, the query and headers with every
+/// value that can carry a credential redacted, and the problem's detail.
 fn log_request(
     parts: &Parts,
     route: &str,
     response: &ApiResponse,
     meta: &RequestMeta,
     started: Instant,
+    debug: Option<DebugFields>,
 ) {
     let status = response.status().as_u16();
     let line = LogLine {
@@ -357,6 +438,7 @@ fn log_request(
         code: response.extensions().get::<ErrorCode>().map(|c| c.0),
         request_id: &meta.request_id,
         token_id: meta.token_id.get().map(String::as_str),
+        debug,
     };
     if let Ok(s) = serde_json::to_string(&line) {
         eprintln!("{s}");

@@ -30,6 +30,8 @@ pub struct ApiError {
     pub extra: Option<serde_json::Value>,
     /// `Allow` header for 405 answers.
     pub allow: Option<String>,
+    /// `Retry-After` seconds for 429 answers.
+    pub retry_after: Option<u64>,
     /// The cause, logged and never sent to the client (5xx only).
     pub cause: Option<String>,
 }
@@ -43,6 +45,7 @@ impl ApiError {
             detail: detail.into(),
             extra: None,
             allow: None,
+            retry_after: None,
             cause: None,
         }
     }
@@ -162,6 +165,9 @@ impl ApiError {
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             headers.insert(header::ALLOW, allow);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response.extensions_mut().insert(ErrorCode(self.code));
         response

@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 async fn admin(state: &AppState, req: &ApiRequest) -> Result<(Conn, Principal), ApiError> {
     let conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, req).await?;
+    let principal = tokens::authenticate_request(&conn, &state.config, req).await?;
     principal.require_admin()?;
     Ok((conn, principal))
 }

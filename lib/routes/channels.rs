@@ -70,7 +70,7 @@ pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let rollout_percent = rollout(body.rollout_percent)?;
 
     let mut conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
+    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     principal.require_app(slug.as_str(), Scope::Promote, Some(channel))?;
     let product = products::get(&conn, slug.as_str()).await?;
     let tx = conn.transaction().await?;

@@ -566,6 +566,10 @@ fn problem_description(status: u16) -> &'static str {
         413 => "Body or artifact too large.",
         415 => "The body is not JSON.",
         422 => "Well-formed but refused.",
+        429 => {
+            "Rate limited (`rate_limited`): this token's presign or publish limit, or too \
+                many failed authentications from this address. `Retry-After` says when to retry."
+        }
         503 => "Database or storage unavailable, or the schema is behind the code.",
         _ => "Problem.",
     }
@@ -603,7 +607,7 @@ fn operation(op: &Operation) -> Value {
     }
     let mut errors: Vec<u16> = vec![400, 404, 503];
     if op.auth != Auth::Public {
-        errors.extend([401, 403]);
+        errors.extend([401, 403, 429]);
     }
     errors.extend(op.errors);
     errors.sort_unstable();
@@ -611,6 +615,12 @@ fn operation(op: &Operation) -> Value {
     for status in errors {
         let response = if status == 304 {
             json!({"description": problem_description(status)})
+        } else if status == 429 {
+            json!({"description": problem_description(status),
+                "headers": {"Retry-After": {"required": true, "description": "Seconds to wait.",
+                    "schema": {"type": "integer", "minimum": 1}}},
+                "content": {"application/problem+json": {"schema": {
+                    "$ref": "#/components/schemas/Problem"}}}})
         } else {
             json!({"description": problem_description(status), "content": {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})

@@ -12,6 +12,7 @@ use super::releases::public_cache;
 use crate::db::{Conn, Sql};
 use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Slug, parse_filename, parse_sha256, parse_size, parse_storage_key};
+use crate::domain::limits::{self, Action, AuthGuard};
 use crate::domain::packs::{self, Build, NewBuildArtifact, Pack};
 use crate::domain::tokens::{self, TokenKind, scope_denied};
 use crate::domain::{oidc, uploads};
@@ -63,15 +64,28 @@ pub fn parse_pack_channel(s: &str) -> Result<String, ApiError> {
 
 /// Authenticates a pack write: GitHub OIDC (`x-atlas-oidc-token`), a pack deploy token for
 /// exactly this pack (`x-atlas-pack-deploy-token`, refused when the pack is OIDC-only), or an
-/// operator's admin token.
+/// operator's admin token. With `action`, the actor's limit for it is taken too (OIDC
+/// deploys count per repository).
 pub async fn authenticate_pack(
     state: &AppState,
     db: &Conn,
     req: &ApiRequest,
     pack: &Pack,
+    action: Option<Action>,
 ) -> Result<Actor, ApiError> {
+    let limits = &state.config.limits;
+    let guard = AuthGuard::for_client(req.client_ip, limits.auth_failures);
     if let Some(token) = req.header(OIDC_HEADER) {
-        let claims = state.oidc.verify(token.trim()).await?;
+        if let Some(blocked) = guard.check(db).await? {
+            return Err(blocked);
+        }
+        let claims = match state.oidc.verify(token.trim()).await {
+            Ok(claims) => claims,
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                return Err(guard.failed(db).await?.unwrap_or(e));
+            }
+            Err(e) => return Err(e),
+        };
         packs::check_publisher(pack, &claims)?;
         if !packs::consume_jti(db, &claims.jti, claims.exp).await? {
             return Err(oidc::invalid(
@@ -80,15 +94,24 @@ pub async fn authenticate_pack(
             ));
         }
         req.meta.set_token_id(format!("oidc:{}", claims.jti));
+        if let Some(action) = action {
+            limits::take(
+                db,
+                limits,
+                action,
+                &format!("oidc:{}", claims.repository_id),
+            )
+            .await?;
+        }
         return Ok(Actor {
             name: claims.actor(),
             token_id: None,
         });
     }
     let principal = if let Some(token) = req.header(PACK_TOKEN_HEADER) {
-        tokens::authenticate(db, &state.config.token_pepper, token.trim()).await?
+        tokens::authenticate(db, &state.config.token_pepper, &guard, token.trim()).await?
     } else if req.header("authorization").is_some() {
-        tokens::authenticate_request(db, &state.config.token_pepper, req).await?
+        tokens::authenticate_request(db, &state.config, req).await?
     } else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -116,6 +139,9 @@ pub async fn authenticate_pack(
                 principal.name, pack.slug
             )));
         }
+    }
+    if let Some(action) = action {
+        limits::take(db, limits, action, &principal.token_id.to_string()).await?;
     }
     Ok(Actor {
         name: principal.actor(),
@@ -254,7 +280,7 @@ pub async fn deploy(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 
     let mut conn = state.db.conn().await?;
     let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authenticate_pack(&state, &conn, &req, &pack).await?;
+    let actor = authenticate_pack(&state, &conn, &req, &pack, Some(Action::Publish)).await?;
     let artifacts = resolve(&conn, &pack, &build, &body.artifacts).await?;
     let digest = packs::content_digest(&artifacts);
 
@@ -366,7 +392,7 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .transpose()?;
     let mut conn = state.db.conn().await?;
     let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authenticate_pack(&state, &conn, &req, &pack).await?;
+    let actor = authenticate_pack(&state, &conn, &req, &pack, None).await?;
     let tx = conn.transaction().await?;
     let target = packs::find_build(&tx, pack.id, &build)
         .await?

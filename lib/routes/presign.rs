@@ -15,6 +15,7 @@ use crate::domain::ids::{
     Arch, Os, Slug, Version, parse_content_type, parse_filename, parse_kind, parse_sha256,
     parse_size,
 };
+use crate::domain::limits::{self, Action};
 use crate::domain::tokens::{self, Scope};
 use crate::domain::uploads::{self, Upload};
 use crate::domain::{packs, products, releases};
@@ -136,9 +137,15 @@ async fn release_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) 
     let d = declared(body)?;
 
     let conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, req).await?;
+    let principal = tokens::authenticate_request(&conn, &state.config, req).await?;
     principal.require_app(product.as_str(), Scope::Upload, None)?;
-    let product = products::get(&conn, product.as_str()).await?;
+    // One round trip for both: the connection pipelines them.
+    let limits = &state.config.limits;
+    let actor = principal.token_id.to_string();
+    let ((), product) = tokio::try_join!(
+        limits::take(&conn, limits, Action::Presign, &actor),
+        products::get(&conn, product.as_str()),
+    )?;
     let limit = product
         .max_artifact_size
         .unwrap_or(MAX_SINGLE_PUT)
@@ -209,7 +216,7 @@ async fn pack_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) -> 
 
     let conn = state.db.conn().await?;
     let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authenticate_pack(state, &conn, req, &pack).await?;
+    let actor = authenticate_pack(state, &conn, req, &pack, Some(Action::Presign)).await?;
     let key = pack_key(&pack.slug, &build, &d.filename);
     if let Some(existing) = packs::find_build(&conn, pack.id, &build).await? {
         let stored = packs::build_artifacts(&conn, existing.id).await?;

@@ -16,6 +16,7 @@ use crate::domain::ids::{
     Arch, Os, Slug, Version, parse_channel, parse_kind, parse_notes, parse_sha256, parse_size,
     parse_storage_key,
 };
+use crate::domain::limits::{self, Action};
 use crate::domain::products::Product;
 use crate::domain::releases::{self, NewArtifact, Release, ReleaseView};
 use crate::domain::signature;
@@ -255,9 +256,14 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     parse_notes(&body.notes)?;
 
     let mut conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
+    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     principal.require_app(slug.as_str(), Scope::Publish, channel)?;
-    let product = products::get(&conn, slug.as_str()).await?;
+    let limits = &state.config.limits;
+    let actor = principal.token_id.to_string();
+    let ((), product) = tokio::try_join!(
+        limits::take(&conn, limits, Action::Publish, &actor),
+        products::get(&conn, slug.as_str()),
+    )?;
     let version_str = version.to_string();
     let artifacts = plan(&conn, &product, &version_str, &body.artifacts).await?;
     let digest = releases::content_digest(&body.notes, &artifacts);

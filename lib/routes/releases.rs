@@ -512,7 +512,7 @@ async fn set_yanked(state: Arc<AppState>, req: ApiRequest, yanked: bool) -> ApiR
     let version = Version::parse(req.param("version"))?.to_string();
     req.no_body()?;
     let mut conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config.token_pepper, &req).await?;
+    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     principal.require_app(slug.as_str(), Scope::Yank, None)?;
     let product = products::get(&conn, slug.as_str()).await?;
     let tx = conn.transaction().await?;

@@ -157,14 +157,16 @@ impl S3Storage {
     }
 }
 
-fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: &SdkError<E, R>,
+fn describe<E: ProvideErrorMetadata + std::fmt::Debug>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> String {
     match e {
+        // HEAD answers have no body: the HTTP status is often all there is to say.
         SdkError::ServiceError(s) => format!(
-            "S3 {}: {}",
-            s.err().code().unwrap_or("error"),
-            s.err().message().unwrap_or("")
+            "S3 answered HTTP {} ({}): {}",
+            s.raw().status().as_u16(),
+            s.err().code().unwrap_or("no error code"),
+            s.err().message().unwrap_or("no message")
         ),
         other => format!("S3 request failed: {other:?}"),
     }

@@ -22,7 +22,7 @@ const SIG_FILE: &str = "untrusted comment: signature from minisign secret key\nR
 /// Size of the large artifact: over 50 MB, so it takes many body chunks and progress lines.
 const BIG: u64 = 60 << 20;
 
-fn sig() -> String {
+pub(crate) fn sig() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(SIG_FILE)
 }
@@ -52,10 +52,10 @@ fn command(hub_url: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
 }
 
 /// What a finished CLI run printed.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
@@ -78,19 +78,19 @@ impl std::fmt::Display for Run {
     }
 }
 
-fn atlas(hub_url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
+pub(crate) fn atlas(hub_url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
     Run::from(command(hub_url, env, args).output().expect("run atlas-hub"))
 }
 
 /// Runs the CLI with an app deploy token.
-fn release(hub: &TestHub, token: &str, args: &[&str]) -> Run {
+pub(crate) fn release(hub: &TestHub, token: &str, args: &[&str]) -> Run {
     let mut all = vec!["release"];
     all.extend_from_slice(args);
     atlas(&hub.url, &[("ATLAS_APP_DEPLOY_TOKEN", token)], &all)
 }
 
 /// A folder for this test's files.
-fn dir(name: &str) -> PathBuf {
+pub(crate) fn dir(name: &str) -> PathBuf {
     let d = work_dir()
         .join("cli")
         .join(crate::support::unique_name(name));
@@ -98,7 +98,7 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p.display().to_string()

@@ -13,6 +13,8 @@ mod contract;
 mod faults;
 mod foundation;
 mod layout;
+mod limits;
 mod packs;
 mod releases;
+mod secrets;
 mod soak;

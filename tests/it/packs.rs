@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 use crate::api::*;
 use crate::support::{HubOptions, TestHub, client, curl, temp_file};
 
-const AUDIENCE: &str = "atlas-test";
-const ISSUER_KEY: &[u8] = include_bytes!("../fixtures/issuer-key.der");
-const OTHER_KEY: &[u8] = include_bytes!("../fixtures/other-key.der");
+pub(crate) const AUDIENCE: &str = "atlas-test";
+pub(crate) const ISSUER_KEY: &[u8] = include_bytes!("../fixtures/issuer-key.der");
+pub(crate) const OTHER_KEY: &[u8] = include_bytes!("../fixtures/other-key.der");
 
 /// An OpenID issuer on loopback: discovery document and a JWKS that tests can change.
-struct Issuer {
-    url: String,
+pub(crate) struct Issuer {
+    pub(crate) url: String,
     jwks: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
 }
@@ -34,7 +34,7 @@ fn jwk(file: &str, kid: &str) -> Value {
     k
 }
 
-async fn issuer() -> Issuer {
+pub(crate) async fn issuer() -> Issuer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let url = format!("http://{addr}");
@@ -82,7 +82,7 @@ fn now() -> i64 {
 static JTI: AtomicUsize = AtomicUsize::new(0);
 
 /// GitHub's claim set for a deploy from octo/packs' deploy.yml on a tag.
-fn claims(issuer: &str) -> Value {
+pub(crate) fn claims(issuer: &str) -> Value {
     let jti = format!(
         "jti-{}-{}",
         std::process::id(),
@@ -99,7 +99,7 @@ fn claims(issuer: &str) -> Value {
     })
 }
 
-fn sign(claims: &Value, key: &[u8], kid: &str) -> String {
+pub(crate) fn sign(claims: &Value, key: &[u8], kid: &str) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.into());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(key)).unwrap()
@@ -110,7 +110,7 @@ fn b64url(v: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
 }
 
-async fn pack_hub(issuer: &Issuer) -> (TestHub, String) {
+pub(crate) async fn pack_hub(issuer: &Issuer) -> (TestHub, String) {
     let hub = TestHub::start_with(HubOptions {
         env: vec![
             ("ATLAS_OIDC_ISSUER".into(), issuer.url.clone()),
@@ -135,7 +135,7 @@ async fn pack_hub(issuer: &Issuer) -> (TestHub, String) {
 }
 
 /// Sends a pack request authenticated by `header: value`.
-async fn pack_call(
+pub(crate) async fn pack_call(
     hub: &TestHub,
     method: &str,
     path: &str,
@@ -153,7 +153,7 @@ async fn pack_call(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-fn presign_body(build: &str, filename: &str, bytes: &[u8]) -> Value {
+pub(crate) fn presign_body(build: &str, filename: &str, bytes: &[u8]) -> Value {
     json!({"pack": "maps", "build": build, "filename": filename, "size": bytes.len(),
            "sha256": crate::support::sha256_hex(bytes), "contentType": "application/zip"})
 }

@@ -162,6 +162,15 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Abuse limits far above anything a test sends, so floods of publishes (soak), bad tokens
+/// (bad input corpus) and fuzzing never trip them; `limits.rs` sets low ones and trips them.
+/// A test's own environment overrides these.
+pub const UNLIMITED: &[(&str, &str)] = &[
+    ("ATLAS_LIMIT_PRESIGN", "1000000/s"),
+    ("ATLAS_LIMIT_PUBLISH", "1000000/s"),
+    ("ATLAS_LIMIT_AUTH_FAILURES", "1000000/s"),
+];
+
 /// A running `atlas-hub serve` with its own database and bucket.
 pub struct TestHub {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
@@ -242,6 +251,11 @@ impl TestHub {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// What the process printed on stdout so far (start-up lines).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.log_path.with_extension("stdout")).unwrap_or_default()
+    }
 }
 
 impl Drop for TestHub {
@@ -275,6 +289,7 @@ fn spawn_serve(
         .env("ATLAS_TOKEN_PEPPER", PEPPER)
         .env_remove("ATLAS_HUB_URL")
         .env_remove("ATLAS_STORAGE")
+        .envs(UNLIMITED.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log);
     for (k, v) in env {
@@ -283,11 +298,16 @@ fn spawn_serve(
     let mut child = cmd.spawn().expect("spawn atlas-hub serve");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
+    let mut printed = Vec::new();
     let url = loop {
         match lines.next() {
             Some(Ok(line)) => {
-                if let Some(rest) = line.strip_prefix("Atlas Hub listening on ") {
-                    break rest.trim().to_owned();
+                let listening = line
+                    .strip_prefix("Atlas Hub listening on ")
+                    .map(|rest| rest.trim().to_owned());
+                printed.push(line);
+                if let Some(url) = listening {
+                    break url;
                 }
             }
             _ => panic!(
@@ -296,8 +316,23 @@ fn spawn_serve(
             ),
         }
     };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining stdout so the child never blocks on a full pipe; it goes to a file
+    // beside the log (`secrets.rs` reads both).
+    let stdout_path = log_path.with_extension("stdout");
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(stdout_path)
+        else {
+            return;
+        };
+        for line in printed.into_iter().map(Ok).chain(lines) {
+            let Ok(line) = line else { break };
+            let _ = writeln!(file, "{line}");
+        }
+    });
     (child, url)
 }
 
@@ -356,6 +391,7 @@ pub fn config(database_url: &str, extra: &[(&str, &str)]) -> atlas_hub::config::
         ("ATLAS_TOKEN_PEPPER", PEPPER),
     ]
     .into_iter()
+    .chain(UNLIMITED.iter().copied())
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     for (k, v) in extra {
@@ -469,6 +505,7 @@ fn spawn_function(bin: &str, port: u16, env: &[(String, String)], log_path: &Pat
         .env("ATLAS_TOKEN_PEPPER", PEPPER)
         .env_remove("ATLAS_STORAGE")
         .env_remove("ATLAS_DB_POOLER")
+        .envs(UNLIMITED.iter().copied())
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("VERCEL_IPC_PATH")
         .stdout(Stdio::piped())

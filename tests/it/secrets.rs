@@ -1,0 +1,414 @@
+//! Secrets never reach the output: every flow (CLI admin, products, app/pack/admin tokens,
+//! presign and upload, publish by CLI, reads, downloads, updater, promote, yank, revoke,
+//! pack deploys by token and by GitHub OIDC, failed and blocked authentication, and storage
+//! refusing the Hub's credentials) runs with `ATLAS_LOG=debug` and `RUST_LOG=trace`, and no
+//! token, pepper, OIDC token, storage secret, database password or presigned signature may
+//! appear in what the Hub or the CLI printed.
+
+use serde_json::{Value, json};
+
+use crate::api::*;
+use crate::cli::{release, sig, write};
+use crate::packs::{ISSUER_KEY, OTHER_KEY, claims, issuer, pack_call, presign_body, sign};
+use crate::support::{HubOptions, PEPPER, TestHub, client, fresh_database};
+
+const DB_PASSWORD: &str = "db-password-5f1e0c2a9b7d";
+const WRONG_S3_SECRET: &str = "wrong-storage-secret-7c41d9e2";
+
+/// What the secrets test collects: each secret with a label, and every text printed.
+#[derive(Default)]
+struct Watch {
+    secrets: Vec<(String, String)>,
+    outputs: Vec<(String, String)>,
+}
+
+impl Watch {
+    fn secret(&mut self, label: &str, value: &str) {
+        assert!(
+            value.len() >= 16,
+            "{label} is too short to search for: {value:?}"
+        );
+        self.secrets.push((label.to_owned(), value.to_owned()));
+    }
+
+    /// A token and its random part (a log that cut the prefix would still leak it).
+    fn token(&mut self, label: &str, token: &str) {
+        self.secret(label, token);
+        let random = token.rsplit('_').next().unwrap();
+        self.secret(&format!("{label} (random part)"), random);
+    }
+
+    /// The signature of a presigned URL: a credential for as long as the URL lives.
+    fn presigned(&mut self, label: &str, url: &str) {
+        let signature = url
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("X-Amz-Signature="))
+            .unwrap_or_else(|| panic!("{label}: no X-Amz-Signature in {url}"));
+        self.secret(label, signature);
+    }
+
+    fn output(&mut self, label: &str, text: String) {
+        self.outputs.push((label.to_owned(), text));
+    }
+
+    fn assert_clean(&self) {
+        let mut leaks = Vec::new();
+        for (where_, text) in &self.outputs {
+            for (what, secret) in &self.secrets {
+                if text.contains(secret.as_str()) {
+                    leaks.push(format!("{what} appears in {where_}"));
+                }
+            }
+        }
+        assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    }
+}
+
+fn debug_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [("ATLAS_LOG", "debug"), ("RUST_LOG", "trace")]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// `url` with a password in it: the private PostgreSQL trusts loopback, so the password is
+/// never checked, but it is a secret the Hub is handed like any other.
+fn with_password(url: &str) -> String {
+    url.replacen(
+        "postgres://atlas@",
+        &format!("postgres://atlas:{DB_PASSWORD}@"),
+        1,
+    )
+}
+
+/// Sends a request with `headers`; returns status, the `Location` header and the JSON body.
+async fn send(
+    hub: &TestHub,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Option<String>, Value) {
+    let mut r = client().request(method.parse().unwrap(), hub.at(path));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, location, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
+    let issuer = issuer().await;
+    let database_url = with_password(&fresh_database(true).await);
+    let hub = TestHub::start_with(HubOptions {
+        database_url: Some(database_url.clone()),
+        env: debug_env(&[
+            ("ATLAS_OIDC_ISSUER", &issuer.url),
+            ("ATLAS_OIDC_AUDIENCE", crate::packs::AUDIENCE),
+            ("ATLAS_LIMIT_AUTH_FAILURES", "3/min"),
+        ]),
+    })
+    .await;
+    let mut w = Watch::default();
+    w.secret("the token pepper", PEPPER);
+    w.secret("the S3 secret key", atlas_hub::dev::s3::SECRET_KEY);
+    w.secret("the database password", DB_PASSWORD);
+    w.secret("the wrong S3 secret key", WRONG_S3_SECRET);
+
+    // ---- Operator: admin token by CLI, product, app and pack tokens ----
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
+        .args(["admin", "create-token", "--name", "operator"])
+        .env("DATABASE_URL", &database_url)
+        .env("ATLAS_TOKEN_PEPPER", PEPPER)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    w.token("the admin token", &admin);
+    // Its stdout is the token, by design (shown once); its stderr must not repeat it.
+    w.output(
+        "`admin create-token` stderr",
+        String::from_utf8_lossy(&out.stderr).into(),
+    );
+
+    let bearer_admin = format!("Bearer {admin}");
+    let admin_h = [("authorization", bearer_admin.as_str())];
+    create_product(
+        &hub,
+        &admin,
+        "launcher",
+        json!({"requiredPlatforms": ["linux-x86_64"]}),
+    )
+    .await;
+    let app = app_token(&hub, &admin, &["launcher"], ALL_SCOPES, &[]).await;
+    w.token("the app token", &app);
+    let (status, _, pack) = send(
+        &hub,
+        "POST",
+        "/api/v1/admin/packs",
+        &admin_h,
+        Some(json!({"slug": "maps", "github": {
+            "repository": "octo/packs", "repositoryId": 1001, "repositoryOwnerId": 2002,
+            "workflow": "deploy.yml", "environment": "production", "refPattern": "refs/tags/*"}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{pack}");
+    let (status, _, t) = send(
+        &hub,
+        "POST",
+        "/api/v1/admin/tokens",
+        &admin_h,
+        Some(json!({"name": "maps-ci", "kind": "pack", "pack": "maps"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{t}");
+    let pack_token = t["token"].as_str().unwrap().to_owned();
+    w.token("the pack token", &pack_token);
+
+    // ---- CI: publish with the CLI (presign, upload, publish onto stable) ----
+    let d = crate::cli::dir("secrets");
+    let file = write(&d, "launcher.AppImage", &b"appimage ".repeat(2000));
+    write(&d, "launcher.AppImage.sig", sig().as_bytes());
+    let run = release(
+        &hub,
+        &app,
+        &[
+            "publish",
+            "--product",
+            "launcher",
+            "--version",
+            "1.0.0",
+            "--channel",
+            "stable",
+            &format!("linux/x86_64/appimage={file}"),
+        ],
+    );
+    assert!(run.ok, "{run}", run = run.stderr);
+    w.output("`release publish` stdout", run.stdout);
+    w.output("`release publish` stderr", run.stderr);
+
+    // ---- CI over HTTP: a presign whose URL carries a signature, an upload, publish 1.1.0 ----
+    let a = Artifact::new("linux", "x86_64", "appimage", "one-one");
+    let (status, p) = presign(&hub, &app, "launcher", "1.1.0", &a).await;
+    assert_eq!(status, 200, "{p}");
+    w.presigned("a presigned upload signature", p["url"].as_str().unwrap());
+    assert_eq!(curl_upload(&p, &a.bytes), 200);
+    let (status, body) = publish(&hub, &app, "launcher", "1.1.0", Some("beta"), &[a]).await;
+    assert_eq!(status, 201, "{body}");
+
+    // ---- Launchers and runners: reads, downloads, the updater ----
+    for path in [
+        "/api/v1/releases/launcher",
+        "/api/v1/releases/launcher/latest/linux/x86_64?channel=stable",
+        "/api/v1/releases/launcher/channels",
+        "/api/v1/releases/launcher/1.1.0",
+        "/api/v1/updater/launcher/linux/x86_64/0.9.0?channel=beta",
+        "/api/v1/updater/launcher/stable/latest.json",
+    ] {
+        let (status, _, body) = send(&hub, "GET", path, &[("x-atlas-client-id", "c1")], None).await;
+        // The updater answers 204 (no signed update) for these unsigned artifacts.
+        assert!(matches!(status, 200 | 204), "{path}: {status} {body}");
+    }
+    let (status, location, body) = send(
+        &hub,
+        "GET",
+        "/download/launcher/latest/linux/x86_64?channel=stable",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 302, "{body}");
+    w.presigned("a presigned download signature", &location.unwrap());
+
+    // ---- Promote, yank refused, token list, revoke ----
+    let (status, body) = move_channel(
+        &hub,
+        &app,
+        "launcher",
+        "stable",
+        json!({"version": "1.1.0", "expectedVersion": "1.0.0"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &hub,
+        "POST",
+        "/api/v1/releases/launcher/1.1.0/yank",
+        Some(&app),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _, list) = send(&hub, "GET", "/api/v1/admin/tokens", &admin_h, None).await;
+    assert_eq!(status, 200, "{list}");
+    let (status, created) = call(
+        &hub,
+        "POST",
+        "/api/v1/admin/tokens",
+        Some(&admin),
+        Some(json!({"name": "to-revoke", "kind": "app", "products": ["launcher"], "scopes": ["publish"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let revoked = created["token"].as_str().unwrap().to_owned();
+    w.token("a revoked app token", &revoked);
+    let id = created["id"].as_str().unwrap();
+    let (status, _, _) = send(
+        &hub,
+        "DELETE",
+        &format!("/api/v1/admin/tokens/{id}"),
+        &admin_h,
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "revoke: {status}");
+
+    // ---- Storage refusing the Hub's credentials: the cause is logged, the secret is not ----
+    let broken = TestHub::start_with(HubOptions {
+        database_url: Some(database_url.clone()),
+        env: debug_env(&[("ATLAS_S3_SECRET_ACCESS_KEY", WRONG_S3_SECRET)]),
+    })
+    .await;
+    let b = Artifact::new("linux", "x86_64", "appimage", "one-two");
+    let (status, pb) = presign(&broken, &app, "launcher", "1.2.0", &b).await;
+    assert_eq!(status, 200, "{pb}");
+    w.presigned(
+        "a presigned upload signature (wrong secret)",
+        pb["url"].as_str().unwrap(),
+    );
+    assert_ne!(
+        curl_upload(&pb, &b.bytes),
+        200,
+        "storage took a PUT signed with the wrong secret"
+    );
+    let entry = json!({"uploadId": pb["uploadId"], "os": "linux", "arch": "x86_64", "kind": "appimage",
+                       "size": b.bytes.len(), "sha256": b.sha256()});
+    let (status, body) = call(
+        &broken,
+        "POST",
+        "/api/v1/releases/launcher/publish",
+        Some(&app),
+        Some(json!({"version": "1.2.0", "artifacts": [entry]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{body}"
+    );
+
+    // ---- Packs: a pack token deploy, an OIDC deploy, a forged OIDC token ----
+    let bytes = b"pack content ".repeat(300);
+    let hdr = ("x-atlas-pack-deploy-token", pack_token.as_str());
+    let (status, p) = pack_call(
+        &hub,
+        "POST",
+        "/api/v1/storage/presign",
+        hdr,
+        presign_body("v1", "maps.zip", &bytes),
+    )
+    .await;
+    assert_eq!(status, 200, "{p}");
+    w.presigned("a pack upload signature", p["url"].as_str().unwrap());
+    assert_eq!(curl_upload(&p, &bytes), 200);
+    let sha = crate::support::sha256_hex(&bytes);
+    let deploy = |build: &str| json!({"build": build, "channel": "beta", "artifacts": [{"key": p["key"], "size": bytes.len(), "sha256": sha}]});
+    let (status, b) = pack_call(&hub, "POST", "/api/v1/packs/maps/deploy", hdr, deploy("v1")).await;
+    assert_eq!(status, 201, "{b}");
+
+    let jwt = sign(&claims(&issuer.url), ISSUER_KEY, "k1");
+    w.secret("an OIDC token", &jwt);
+    w.secret("an OIDC token's signature", jwt.rsplit('.').next().unwrap());
+    let (status, p2) = pack_call(
+        &hub,
+        "POST",
+        "/api/v1/storage/presign",
+        ("x-atlas-oidc-token", &jwt),
+        presign_body("v2", "maps.zip", &bytes),
+    )
+    .await;
+    assert_eq!(status, 200, "{p2}");
+    let forged = sign(&claims(&issuer.url), OTHER_KEY, "k1");
+    w.secret("a forged OIDC token", &forged);
+    let (status, b) = pack_call(
+        &hub,
+        "POST",
+        "/api/v1/packs/maps/deploy",
+        ("x-atlas-oidc-token", &forged),
+        deploy("v2"),
+    )
+    .await;
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (401, Some("oidc_invalid")),
+        "{b}"
+    );
+
+    // ---- Failed authentication until the address is blocked (3 a minute) ----
+    // The forged OIDC token above was the first failure; the revoked token is the second.
+    let bearer_revoked = format!("Bearer {revoked}");
+    let (status, _, b) = send(
+        &hub,
+        "GET",
+        "/api/v1/admin/tokens",
+        &[("authorization", bearer_revoked.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (401, Some("token_revoked")),
+        "{b}"
+    );
+    let wrong = format!("atlas_app_{}", "Q".repeat(43));
+    let bearer_wrong = format!("Bearer {wrong}");
+    let cookie = format!("session={wrong}");
+    w.secret("a wrong token", &wrong);
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let (status, _, _) = send(
+            &hub,
+            "GET",
+            "/api/v1/admin/tokens",
+            &[
+                ("authorization", bearer_wrong.as_str()),
+                ("cookie", cookie.as_str()),
+            ],
+            None,
+        )
+        .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [401, 429]);
+
+    // ---- Everything printed ----
+    for (label, h) in [
+        ("the Hub", &hub),
+        ("the Hub with wrong storage credentials", &broken),
+    ] {
+        let log = h.log();
+        // The debug fields are really there: the check below has something to look at.
+        assert!(
+            log.contains("\"headers\""),
+            "{label} did not log at debug:\n{log}"
+        );
+        w.output(&format!("{label}'s log"), log);
+        w.output(&format!("{label}'s stdout"), h.stdout());
+    }
+    assert!(
+        w.outputs.iter().any(|(_, t)| t.contains("storage")),
+        "the storage failure's cause was logged"
+    );
+    w.assert_clean();
+}
