@@ -2,7 +2,10 @@
 -- instance. Keys: `presign:<actor>`, `publish:<actor>`, `authfail:<client address>`.
 -- Forward-only: never edit this file once applied; add 0003_… instead.
 
-CREATE TABLE rate_limits (
+-- Unlogged: a bucket update writes no WAL, so taking from a bucket never waits for a WAL
+-- flush at commit (presign and publish do it on every call). A database crash empties the
+-- table, which only forgets recent counts.
+CREATE UNLOGGED TABLE rate_limits (
     key  text PRIMARY KEY,
     -- Theoretical arrival time: the bucket is empty again at `tat`; a request fits while
     -- `tat + period/count - now() <= period`.

@@ -32,12 +32,12 @@ const FORGED_READ_WRITE_TOKEN: &str = "vercel_blob_rw_AtlasLocalStore01_notTheSt
 const UNKNOWN_STORE_TOKEN: &str = "vercel_blob_rw_UnknownStore0001_someSecret0123456789";
 
 /// A local Blob store running on its own thread (tests block their runtime while curl runs).
-struct BlobStore {
+pub(crate) struct BlobStore {
     api_url: String,
     public_url: String,
 }
 
-fn start_store() -> BlobStore {
+pub(crate) fn start_store() -> BlobStore {
     let dir = work_dir().join("blob").join(unique_name("store"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -60,7 +60,7 @@ fn start_store() -> BlobStore {
     }
 }
 
-fn blob_env(store: &BlobStore, token: &str) -> Vec<(String, String)> {
+pub(crate) fn blob_env(store: &BlobStore, token: &str) -> Vec<(String, String)> {
     [
         ("ATLAS_STORAGE", "vercel-blob"),
         ("BLOB_READ_WRITE_TOKEN", token),
@@ -90,7 +90,7 @@ async fn setup(product: &str) -> (BlobStore, TestHub, String) {
     (store, hub, app)
 }
 
-fn bearer(presigned: &Value) -> String {
+pub(crate) fn bearer(presigned: &Value) -> String {
     presigned["uploadHeaders"]["authorization"]
         .as_str()
         .and_then(|a| a.strip_prefix("Bearer "))

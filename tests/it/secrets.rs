@@ -1,9 +1,9 @@
 //! Secrets never reach the output: every flow (CLI admin, products, app/pack/admin tokens,
 //! presign and upload, publish by CLI, reads, downloads, updater, promote, yank, revoke,
-//! pack deploys by token and by GitHub OIDC, failed and blocked authentication, and storage
-//! refusing the Hub's credentials) runs with `ATLAS_LOG=debug` and `RUST_LOG=trace`, and no
-//! token, pepper, OIDC token, storage secret, database password or presigned signature may
-//! appear in what the Hub or the CLI printed.
+//! pack deploys by token and by GitHub OIDC, failed and blocked authentication, storage
+//! refusing the Hub's credentials, Vercel Blob storage) runs with `ATLAS_LOG=debug` and
+//! `RUST_LOG=trace`, and no token, pepper, OIDC token, storage secret, database password or
+//! presigned signature may appear in what the Hub or the CLI printed.
 
 use serde_json::{Value, json};
 
@@ -11,6 +11,7 @@ use crate::api::*;
 use crate::cli::{release, sig, write};
 use crate::packs::{ISSUER_KEY, OTHER_KEY, claims, issuer, pack_call, presign_body, sign};
 use crate::support::{HubOptions, PEPPER, TestHub, client, fresh_database};
+use atlas_hub::dev::blob::READ_WRITE_TOKEN;
 
 const DB_PASSWORD: &str = "db-password-5f1e0c2a9b7d";
 const WRONG_S3_SECRET: &str = "wrong-storage-secret-7c41d9e2";
@@ -65,11 +66,17 @@ impl Watch {
 }
 
 fn debug_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    [("ATLAS_LOG", "debug"), ("RUST_LOG", "trace")]
-        .iter()
-        .chain(extra)
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    // Every Hub here shares the database, so the one failed-authentication bucket of
+    // 127.0.0.1: they read it with one limit, as a deployment's instances do.
+    [
+        ("ATLAS_LOG", "debug"),
+        ("RUST_LOG", "trace"),
+        ("ATLAS_LIMIT_AUTH_FAILURES", "3/min"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
 }
 
 /// `url` with a password in it: the private PostgreSQL trusts loopback, so the password is
@@ -115,7 +122,6 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
         env: debug_env(&[
             ("ATLAS_OIDC_ISSUER", &issuer.url),
             ("ATLAS_OIDC_AUDIENCE", crate::packs::AUDIENCE),
-            ("ATLAS_LIMIT_AUTH_FAILURES", "3/min"),
         ]),
     })
     .await;
@@ -355,6 +361,37 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
         "{b}"
     );
 
+    // ---- Vercel Blob: the store's read-write token signs client tokens, never leaves ----
+    let store = crate::blob::start_store();
+    let mut env = debug_env(&[]);
+    env.extend(crate::blob::blob_env(&store, READ_WRITE_TOKEN));
+    let blob = TestHub::start_with(HubOptions {
+        database_url: Some(database_url.clone()),
+        env,
+    })
+    .await;
+    w.secret("the Blob read-write token", READ_WRITE_TOKEN);
+    w.secret(
+        "the Blob read-write token's secret",
+        READ_WRITE_TOKEN.rsplit('_').next().unwrap(),
+    );
+    let c = Artifact::new("linux", "x86_64", "appimage", "one-three");
+    let (status, pc) = presign(&blob, &app, "launcher", "1.3.0", &c).await;
+    assert_eq!(status, 200, "{pc}");
+    w.secret("a Blob client token", &crate::blob::bearer(&pc));
+    assert_eq!(curl_upload(&pc, &c.bytes), 200);
+    let entry = json!({"uploadId": pc["uploadId"], "os": "linux", "arch": "x86_64",
+                       "kind": "appimage", "size": c.bytes.len(), "sha256": c.sha256()});
+    let (status, body) = call(
+        &blob,
+        "POST",
+        "/api/v1/releases/launcher/publish",
+        Some(&app),
+        Some(json!({"version": "1.3.0", "artifacts": [entry]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
     // ---- Failed authentication until the address is blocked (3 a minute) ----
     // The forged OIDC token above was the first failure; the revoked token is the second.
     let bearer_revoked = format!("Bearer {revoked}");
@@ -396,6 +433,7 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     for (label, h) in [
         ("the Hub", &hub),
         ("the Hub with wrong storage credentials", &broken),
+        ("the Hub on Vercel Blob", &blob),
     ] {
         let log = h.log();
         // The debug fields are really there: the check below has something to look at.
