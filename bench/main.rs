@@ -941,12 +941,12 @@ fn presign_and_publish(
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
     // The presign route's statements for a new upload, in its order: token check (and
-    // lastUsedAt, unless the address is blocked), the presign limit, product, release,
+    // lastUsedAt when a minute old, unless the address is blocked), the presign limit, product, release,
     // upload by key, upload insert. (No ':' inside string literals: pgbench would take it
     // for a variable.)
     let floor_sql = format!(
         "\\set n random(1, 2000000000)\n\
-UPDATE deploy_tokens SET last_used_at = now() WHERE digest = decode('{digest}', 'hex') AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AND NOT EXISTS (SELECT 1 FROM rate_limits WHERE key = 'authfail' || chr(58) || '127.0.0.1' AND tat > now() + make_interval(secs => 40)) RETURNING id, name, kind, products, pack_id, scopes, channels, digest;\n\
+WITH t AS (SELECT id, name, kind, products, pack_id, scopes, channels, digest, last_used_at FROM deploy_tokens WHERE digest = decode('{digest}', 'hex') AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AND NOT EXISTS (SELECT 1 FROM rate_limits WHERE key = 'authfail' || chr(58) || '127.0.0.1' AND tat > now() + make_interval(secs => 40))), touched AS (UPDATE deploy_tokens d SET last_used_at = now() FROM t WHERE d.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')) SELECT id, name, kind, products, pack_id, scopes, channels, digest FROM t;\n\
 SELECT atlas_rate_take('presign' || chr(58) || 'floor-' || :client_id, 1000000, 1) AS wait;\n\
 SELECT id, slug, name, required_platforms, max_artifact_size, updater_public_key, created_at, updated_at FROM products WHERE slug = 'product-2';\n\
 SELECT id, version, notes, published_at, published_by, yanked_at, content_digest FROM releases WHERE product_id = {product_id} AND version = '3.0.0-floor';\n\

