@@ -1,15 +1,16 @@
-//! S3-compatible storage with `aws-sdk-s3` and static credentials (Cloudflare R2 first).
+//! S3-compatible storage with static credentials (Cloudflare R2 first): presigning by hand
+//! ([`super::sigv4`]), object inspection (HEAD) with `aws-sdk-s3`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::ChecksumMode;
 use time::OffsetDateTime;
 
+use super::sigv4::Presigner;
 use super::{ObjectInfo, PresignedUpload, StorageError, UploadSpec, content_disposition};
 use crate::config::S3Config;
 
@@ -29,6 +30,7 @@ fn timeouts() -> TimeoutConfig {
 pub struct S3Storage {
     client: aws_sdk_s3::Client,
     bucket: String,
+    presigner: Presigner,
 }
 
 impl S3Storage {
@@ -59,15 +61,8 @@ impl S3Storage {
         Self {
             client: aws_sdk_s3::Client::from_conf(b.build()),
             bucket: c.bucket.clone(),
+            presigner: Presigner::new(c),
         }
-    }
-
-    fn presigning(ttl: Duration) -> Result<PresigningConfig, StorageError> {
-        PresigningConfig::builder()
-            .start_time(SystemTime::now())
-            .expires_in(ttl)
-            .build()
-            .map_err(|e| StorageError::Unavailable(format!("presigning config: {e}")))
     }
 
     /// Presigned PUT binding `content-length`, `content-type`, `x-amz-checksum-sha256` and
@@ -79,28 +74,24 @@ impl S3Storage {
     ) -> Result<PresignedUpload, StorageError> {
         let checksum = super::sha256_hex_to_base64(spec.sha256_hex)
             .ok_or_else(|| StorageError::Unavailable("sha256 is not 64 hex digits".into()))?;
-        let expires_at = OffsetDateTime::now_utc() + ttl;
-        let presigned = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(spec.key)
-            .content_length(spec.size as i64)
-            .content_type(spec.content_type)
-            .checksum_sha256(checksum)
-            .if_none_match("*")
-            .presigned(Self::presigning(ttl)?)
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("presign PUT: {e}")))?;
-        let headers = presigned
-            .headers()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-            .collect();
+        let now = OffsetDateTime::now_utc();
+        let headers = vec![
+            ("content-length", spec.size.to_string()),
+            ("content-type", spec.content_type.to_owned()),
+            ("if-none-match", "*".to_owned()),
+            ("x-amz-checksum-sha256", checksum),
+        ];
+        let url = self
+            .presigner
+            .presign("PUT", spec.key, &[], &headers, ttl, now);
         Ok(PresignedUpload {
             method: "PUT",
-            url: presigned.uri().to_owned(),
-            headers,
-            expires_at,
+            url,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            expires_at: now + ttl,
         })
     }
 
@@ -111,16 +102,15 @@ impl S3Storage {
         filename: &str,
         ttl: Duration,
     ) -> Result<String, StorageError> {
-        let presigned = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .response_content_disposition(content_disposition(filename))
-            .presigned(Self::presigning(ttl)?)
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("presign GET: {e}")))?;
-        Ok(presigned.uri().to_owned())
+        let disposition = content_disposition(filename);
+        Ok(self.presigner.presign(
+            "GET",
+            key,
+            &[("response-content-disposition", &disposition)],
+            &[],
+            ttl,
+            OffsetDateTime::now_utc(),
+        ))
     }
 
     /// HEAD with checksum mode, so S3 reports the stored sha256.
