@@ -80,18 +80,7 @@ impl Presigner {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> String {
-        let date = format!(
-            "{:04}{:02}{:02}",
-            now.year(),
-            u8::from(now.month()),
-            now.day()
-        );
-        let stamp = format!(
-            "{date}T{:02}{:02}{:02}Z",
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
+        let (date, stamp) = amz_date(now);
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
 
         let mut signed: Vec<(&str, &str)> = headers
@@ -150,6 +139,23 @@ impl Presigner {
     }
 }
 
+/// SigV4's date (`20130524`) and timestamp (`20130524T000000Z`) of `now` (UTC).
+pub fn amz_date(now: OffsetDateTime) -> (String, String) {
+    let date = format!(
+        "{:04}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    let stamp = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    (date, stamp)
+}
+
 /// RFC 3986 percent-encoding as SigV4 wants it: everything but `A-Z a-z 0-9 - _ . ~` is
 /// encoded, and `/` too unless it separates path segments (`slash_too: false`).
 fn encode(s: &str, slash_too: bool) -> String {
@@ -167,13 +173,15 @@ fn encode(s: &str, slash_too: bool) -> String {
     out
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256.
+pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(s, "{b:02x}");

@@ -24,6 +24,51 @@ pub fn admin_token(hub: &TestHub) -> String {
     token
 }
 
+/// An answer: status, headers, and the JSON body (null when there is none).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The problem's `code`.
+    pub fn code(&self) -> Option<&str> {
+        self.body["code"].as_str()
+    }
+}
+
+/// Sends `method url` with `headers` and, if given, a JSON body.
+pub async fn send(
+    method: &str,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let mut r = client().request(method.parse().unwrap(), url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// Sends a JSON request with a bearer token; returns (status, body or null).
 pub async fn call(
     hub: &TestHub,

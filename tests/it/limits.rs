@@ -9,39 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::api::{ALL_SCOPES, Artifact, admin_token, app_token, create_product};
-use crate::support::{Function, HubOptions, TestHub, client};
-
-/// One answer: status, `Retry-After` (seconds), problem code.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    retry_after: Option<u64>,
-    code: Option<String>,
-}
-
-async fn send(method: &str, url: String, headers: &[(&str, &str)], body: Option<Value>) -> Answer {
-    let mut r = client().request(method.parse().unwrap(), url);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.parse().expect("Retry-After is whole seconds"));
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        retry_after,
-        code: body["code"].as_str().map(str::to_owned),
-    }
-}
+use crate::api::{ALL_SCOPES, Artifact, Reply, admin_token, app_token, create_product, send};
+use crate::support::{Function, HubOptions, TestHub};
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
@@ -56,13 +25,17 @@ fn presign_body(version: &str) -> Value {
     })
 }
 
-fn assert_limited(a: &Answer, max_wait: u64, what: &str) {
+fn assert_limited(a: &Reply, max_wait: u64, what: &str) {
     assert_eq!(
-        (a.status, a.code.as_deref()),
+        (a.status, a.code()),
         (429, Some("rate_limited")),
         "{what}: {a:?}"
     );
-    let wait = a.retry_after.expect("429 carries Retry-After");
+    let wait: u64 = a
+        .header("retry-after")
+        .expect("429 carries Retry-After")
+        .parse()
+        .expect("Retry-After is whole seconds");
     assert!((1..=max_wait).contains(&wait), "{what}: Retry-After {wait}");
 }
 
@@ -221,11 +194,11 @@ async fn failed_authentications_block_an_address_on_every_instance_and_no_other(
     // something that is not a token at all. Each is still the honest 401.
     let unknown = format!("atlas_admin_{}", "x".repeat(43));
     let a = list_tokens(attacker, unknown.clone()).await;
-    assert_eq!((a.status, a.code.as_deref()), (401, Some("token_invalid")));
+    assert_eq!((a.status, a.code()), (401, Some("token_invalid")));
     let a = deploy_with_oidc(attacker).await;
-    assert_eq!((a.status, a.code.as_deref()), (401, Some("oidc_invalid")));
+    assert_eq!((a.status, a.code()), (401, Some("oidc_invalid")));
     let a = list_tokens(attacker, "hunter2".into()).await;
-    assert_eq!((a.status, a.code.as_deref()), (401, Some("token_invalid")));
+    assert_eq!((a.status, a.code()), (401, Some("token_invalid")));
 
     // The fourth is refused, and so is every credential from that address, even a valid
     // one, on either instance, until Retry-After.
@@ -240,7 +213,7 @@ async fn failed_authentications_block_an_address_on_every_instance_and_no_other(
     // Another address is untouched: its valid token works, its failures are its own.
     assert_eq!(list_tokens(neighbour, admin.clone()).await.status, 200);
     let a = list_tokens(neighbour, unknown).await;
-    assert_eq!((a.status, a.code.as_deref()), (401, Some("token_invalid")));
+    assert_eq!((a.status, a.code()), (401, Some("token_invalid")));
     // A request without credentials is not a failed authentication, and is told so.
     let a = send(
         "GET",
@@ -249,5 +222,5 @@ async fn failed_authentications_block_an_address_on_every_instance_and_no_other(
         None,
     )
     .await;
-    assert_eq!((a.status, a.code.as_deref()), (401, Some("token_missing")));
+    assert_eq!((a.status, a.code()), (401, Some("token_missing")));
 }

@@ -5,13 +5,13 @@
 //! `RUST_LOG=trace`, and no token, pepper, OIDC token, storage secret, database password or
 //! presigned signature may appear in what the Hub or the CLI printed.
 
-use serde_json::{Value, json};
+use atlas_hub::dev::blob::READ_WRITE_TOKEN;
+use serde_json::json;
 
 use crate::api::*;
 use crate::cli::{release, sig, write};
 use crate::packs::{ISSUER_KEY, OTHER_KEY, claims, issuer, pack_call, presign_body, sign};
-use crate::support::{HubOptions, PEPPER, TestHub, client, fresh_database};
-use atlas_hub::dev::blob::READ_WRITE_TOKEN;
+use crate::support::{HubOptions, PEPPER, TestHub, fresh_database};
 
 const DB_PASSWORD: &str = "db-password-5f1e0c2a9b7d";
 const WRONG_S3_SECRET: &str = "wrong-storage-secret-7c41d9e2";
@@ -89,30 +89,6 @@ fn with_password(url: &str) -> String {
     )
 }
 
-/// Sends a request with `headers`; returns status, the `Location` header and the JSON body.
-async fn send(
-    hub: &TestHub,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, Option<String>, Value) {
-    let mut r = client().request(method.parse().unwrap(), hub.at(path));
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let location = resp
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, location, resp.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     let issuer = issuer().await;
@@ -159,10 +135,11 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     .await;
     let app = app_token(&hub, &admin, &["launcher"], ALL_SCOPES, &[]).await;
     w.token("the app token", &app);
-    let (status, _, pack) = send(
-        &hub,
+    let Reply {
+        status, body: pack, ..
+    } = send(
         "POST",
-        "/api/v1/admin/packs",
+        hub.at("/api/v1/admin/packs"),
         &admin_h,
         Some(json!({"slug": "maps", "github": {
             "repository": "octo/packs", "repositoryId": 1001, "repositoryOwnerId": 2002,
@@ -170,10 +147,11 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     )
     .await;
     assert_eq!(status, 201, "{pack}");
-    let (status, _, t) = send(
-        &hub,
+    let Reply {
+        status, body: t, ..
+    } = send(
         "POST",
-        "/api/v1/admin/tokens",
+        hub.at("/api/v1/admin/tokens"),
         &admin_h,
         Some(json!({"name": "maps-ci", "kind": "pack", "pack": "maps"})),
     )
@@ -222,20 +200,27 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
         "/api/v1/updater/launcher/linux/x86_64/0.9.0?channel=beta",
         "/api/v1/updater/launcher/stable/latest.json",
     ] {
-        let (status, _, body) = send(&hub, "GET", path, &[("x-atlas-client-id", "c1")], None).await;
+        let Reply { status, body, .. } =
+            send("GET", hub.at(path), &[("x-atlas-client-id", "c1")], None).await;
         // The updater answers 204 (no signed update) for these unsigned artifacts.
         assert!(matches!(status, 200 | 204), "{path}: {status} {body}");
     }
-    let (status, location, body) = send(
-        &hub,
+    let Reply {
+        status,
+        headers,
+        body,
+    } = send(
         "GET",
-        "/download/launcher/latest/linux/x86_64?channel=stable",
+        hub.at("/download/launcher/latest/linux/x86_64?channel=stable"),
         &[],
         None,
     )
     .await;
     assert_eq!(status, 302, "{body}");
-    w.presigned("a presigned download signature", &location.unwrap());
+    w.presigned(
+        "a presigned download signature",
+        headers["location"].to_str().unwrap(),
+    );
 
     // ---- Promote, yank refused, token list, revoke ----
     let (status, body) = move_channel(
@@ -256,7 +241,9 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     )
     .await;
     assert_eq!(status, 409, "{body}");
-    let (status, _, list) = send(&hub, "GET", "/api/v1/admin/tokens", &admin_h, None).await;
+    let Reply {
+        status, body: list, ..
+    } = send("GET", hub.at("/api/v1/admin/tokens"), &admin_h, None).await;
     assert_eq!(status, 200, "{list}");
     let (status, created) = call(
         &hub,
@@ -270,10 +257,9 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     let revoked = created["token"].as_str().unwrap().to_owned();
     w.token("a revoked app token", &revoked);
     let id = created["id"].as_str().unwrap();
-    let (status, _, _) = send(
-        &hub,
+    let Reply { status, .. } = send(
         "DELETE",
-        &format!("/api/v1/admin/tokens/{id}"),
+        hub.at(&format!("/api/v1/admin/tokens/{id}")),
         &admin_h,
         None,
     )
@@ -395,10 +381,11 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     // ---- Failed authentication until the address is blocked (3 a minute) ----
     // The forged OIDC token above was the first failure; the revoked token is the second.
     let bearer_revoked = format!("Bearer {revoked}");
-    let (status, _, b) = send(
-        &hub,
+    let Reply {
+        status, body: b, ..
+    } = send(
         "GET",
-        "/api/v1/admin/tokens",
+        hub.at("/api/v1/admin/tokens"),
         &[("authorization", bearer_revoked.as_str())],
         None,
     )
@@ -414,10 +401,9 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     w.secret("a wrong token", &wrong);
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let (status, _, _) = send(
-            &hub,
+        let Reply { status, .. } = send(
             "GET",
-            "/api/v1/admin/tokens",
+            hub.at("/api/v1/admin/tokens"),
             &[
                 ("authorization", bearer_wrong.as_str()),
                 ("cookie", cookie.as_str()),
