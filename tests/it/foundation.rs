@@ -501,7 +501,10 @@ async fn the_hub_works_through_a_transaction_mode_pgbouncer() {
     let direct = fresh_database(true).await;
     let hub = TestHub::start_with(HubOptions {
         database_url: Some(bouncer.url(database_name(&direct))),
-        env: vec![("ATLAS_DB_POOLER".into(), "transaction".into())],
+        env: vec![
+            ("ATLAS_DB_POOLER".into(), "transaction".into()),
+            ("ATLAS_LIMIT_AUTH_FAILURES".into(), "2/min".into()),
+        ],
     })
     .await;
     let c = client();
@@ -516,6 +519,42 @@ async fn the_hub_works_through_a_transaction_mode_pgbouncer() {
             assert_eq!(body["checks"]["database"], "ok");
         }
     }
+
+    // The write paths' statements through the pooler: token lookup, presign limit, upload
+    // record; then failed authentications counted up to the limit and the 429.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
+        .args(["admin", "create-token", "--name", "operator"])
+        .env("DATABASE_URL", &direct)
+        .env("ATLAS_TOKEN_PEPPER", crate::support::PEPPER)
+        .output()
+        .unwrap();
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    crate::api::create_product(&hub, &admin, "launcher", json!({})).await;
+    let app = crate::api::app_token(&hub, &admin, &["launcher"], crate::api::ALL_SCOPES, &[]).await;
+    let a = crate::api::Artifact::new("linux", "x86_64", "appimage", "pooled");
+    let (status, p) = crate::api::presign(&hub, &app, "launcher", "1.0.0", &a).await;
+    assert_eq!(status, 200, "{p}\n{}", hub.log());
+    let wrong = format!("atlas_app_{}", "x".repeat(43));
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let (status, body) =
+            crate::api::call(&hub, "GET", "/api/v1/admin/tokens", Some(&wrong), None).await;
+        codes.push((status, body["code"].as_str().unwrap_or("").to_owned()));
+    }
+    let expected = [
+        (401, "token_invalid"),
+        (401, "token_invalid"),
+        (429, "rate_limited"),
+    ];
+    assert_eq!(
+        codes
+            .iter()
+            .map(|(s, c)| (*s, c.as_str()))
+            .collect::<Vec<_>>(),
+        expected,
+        "{}",
+        hub.log()
+    );
 }
 
 /// Why `ATLAS_DB_POOLER=transaction` exists: a statement prepared on one PgBouncer server
