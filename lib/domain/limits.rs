@@ -5,7 +5,6 @@
 //! migration 0002): `count` requests per `period`, in bursts of up to `count`. A refused
 //! request is not counted, and is answered 429 `rate_limited` with `Retry-After`.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -53,12 +52,6 @@ impl Rate {
     /// How long after one request the bucket has room for the next.
     fn emission_secs(self) -> f64 {
         self.period.as_secs_f64() / f64::from(self.count)
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}s", self.count, self.period.as_secs())
     }
 }
 

@@ -8,9 +8,14 @@ use crate::support::{TestHub, client, curl, sha256_hex, temp_file};
 
 /// Creates an admin token with the CLI against the Hub's database.
 pub fn admin_token(hub: &TestHub) -> String {
+    admin_token_on(&hub.database_url)
+}
+
+/// Creates an admin token with the CLI on `database_url` (behind a pooler: the direct one).
+pub fn admin_token_on(database_url: &str) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
         .args(["admin", "create-token", "--name", "operator"])
-        .env("DATABASE_URL", &hub.database_url)
+        .env("DATABASE_URL", database_url)
         .env("ATLAS_TOKEN_PEPPER", crate::support::PEPPER)
         .output()
         .unwrap();

@@ -722,7 +722,7 @@ async fn pgbouncer_restarted_under_load_the_pool_recovers() {
         env: vec![("ATLAS_DB_POOLER".into(), "transaction".into())],
     })
     .await;
-    let admin = admin_token_direct(&direct);
+    let admin = crate::api::admin_token_on(&direct);
     create_product(
         &hub,
         &admin,
@@ -812,21 +812,4 @@ async fn pgbouncer_restarted_under_load_the_pool_recovers() {
     }
     assert_whole(&direct, "launcher").await;
     drop(bouncer);
-}
-
-/// An admin token made with the CLI directly on the database (its session setup does not
-/// need the pooler).
-fn admin_token_direct(direct_url: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
-        .args(["admin", "create-token", "--name", "operator"])
-        .env("DATABASE_URL", direct_url)
-        .env("ATLAS_TOKEN_PEPPER", crate::support::PEPPER)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

@@ -522,13 +522,7 @@ async fn the_hub_works_through_a_transaction_mode_pgbouncer() {
 
     // The write paths' statements through the pooler: token lookup, presign limit, upload
     // record; then failed authentications counted up to the limit and the 429.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
-        .args(["admin", "create-token", "--name", "operator"])
-        .env("DATABASE_URL", &direct)
-        .env("ATLAS_TOKEN_PEPPER", crate::support::PEPPER)
-        .output()
-        .unwrap();
-    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let admin = crate::api::admin_token_on(&direct);
     crate::api::create_product(&hub, &admin, "launcher", json!({})).await;
     let app = crate::api::app_token(&hub, &admin, &["launcher"], crate::api::ALL_SCOPES, &[]).await;
     let a = crate::api::Artifact::new("linux", "x86_64", "appimage", "pooled");

@@ -113,13 +113,21 @@ async fn template_database(pg: &LocalPostgres) {
         .batch_execute("CREATE DATABASE atlas_template")
         .await
         .unwrap();
+    migrate(&pg.url("atlas_template"));
+}
+
+/// `atlas-hub migrate` on `database_url`.
+fn migrate(database_url: &str) {
     let status = Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
         .arg("migrate")
-        .env("DATABASE_URL", pg.url("atlas_template"))
+        .env("DATABASE_URL", database_url)
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "migrating the template database failed");
+    assert!(
+        status.success(),
+        "atlas-hub migrate failed on {database_url}"
+    );
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -563,13 +571,7 @@ impl PrivatePostgres {
         ] {
             admin.batch_execute(sql).await.unwrap();
         }
-        let status = Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
-            .arg("migrate")
-            .env("DATABASE_URL", server.url("atlas"))
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "migrating the private cluster failed");
+        migrate(&server.url("atlas"));
         PrivatePostgres {
             port,
             dir,
