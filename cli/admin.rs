@@ -1,5 +1,6 @@
-//! `atlas-hub admin create-token`: the first admin token, created with database access
-//! (there is no unauthenticated bootstrap route).
+//! `atlas-hub admin bootstrap-token` (once `admin create-token`): the first admin token,
+//! created with database access (there is no unauthenticated bootstrap route). Every later
+//! token is issued over HTTP with `admin token create` (`cli/client/admin.rs`).
 
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
-//! `atlas-hub`: run the Hub locally, apply migrations, bootstrap admin tokens, and the
-//! release client CI and operators use against a Hub (publish, promote, roll back, yank,
-//! pack deploy, verify).
+//! `atlas-hub`: run the Hub locally, apply migrations, bootstrap the first admin token, the
+//! operator commands (products, packs, tokens, audit) and the release client CI uses against
+//! a Hub (publish, promote, roll back, yank, pack deploy, verify).
 
 mod admin;
 mod client;
@@ -24,7 +24,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending migrations to DATABASE_URL (run before deploying matching code).
     Migrate,
-    /// Operator commands that need database access.
+    /// Operator commands: products, packs, tokens and the audit log over HTTP with an admin
+    /// token (ATLAS_HUB_URL, ATLAS_ADMIN_TOKEN); `bootstrap-token` makes the first admin token
+    /// with database access.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Publish, promote, roll back, yank and inspect releases on a Hub (ATLAS_HUB_URL,
@@ -43,8 +45,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create an admin token (prints it once on stdout).
-    CreateToken(admin::CreateTokenArgs),
+    /// The first admin token, written straight into the database (DATABASE_URL and
+    /// ATLAS_TOKEN_PEPPER, or the local `atlas-hub serve` data): use it once per deployment,
+    /// or when no admin token is left. Every other token: `admin token create`.
+    #[command(alias = "create-token")]
+    BootstrapToken(admin::CreateTokenArgs),
+    /// Products: create, update, list (over HTTP, ATLAS_ADMIN_TOKEN).
+    #[command(subcommand)]
+    Product(client::admin::ProductCommand),
+    /// Packs and their trusted GitHub publishers: create, update, list (over HTTP).
+    #[command(subcommand)]
+    Pack(client::admin::PackCommand),
+    /// Deploy and admin tokens: create, list, revoke (over HTTP). For the first admin token,
+    /// which needs database access, use `admin bootstrap-token`.
+    #[command(subcommand)]
+    Token(client::admin::TokenCommand),
+    /// The audit log, newest first, a page at a time (over HTTP).
+    Audit(client::admin::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,7 +80,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate => migrate().await,
-            Command::Admin(AdminCommand::CreateToken(args)) => admin::create_token(args).await,
+            Command::Admin(command) => match command {
+                AdminCommand::BootstrapToken(args) => admin::create_token(args).await,
+                AdminCommand::Product(c) => client::admin::product(c).await,
+                AdminCommand::Pack(c) => client::admin::pack(c).await,
+                AdminCommand::Token(c) => client::admin::token(c).await,
+                AdminCommand::Audit(a) => client::admin::audit(a).await,
+            },
             Command::Release(command) => client::release::run(command).await,
             Command::Pack(command) => client::pack::run(command).await,
             Command::Verify(args) => client::verify::run(args).await,

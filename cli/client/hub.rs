@@ -374,15 +374,30 @@ impl Problem {
     /// What to do about it.
     pub fn fix(&self) -> Option<String> {
         let var = self.credential;
+        // Where a new token of the kind in `var` comes from.
+        let new_token = if var == "ATLAS_ADMIN_TOKEN" {
+            "`atlas-hub admin token create --kind admin` with another admin token, or \
+             `atlas-hub admin bootstrap-token` with database access"
+        } else {
+            "an admin (`atlas-hub admin token create`)"
+        };
         let fix = match self.code.as_str() {
+            "token_missing" if var == "ATLAS_ADMIN_TOKEN" => {
+                format!("set {var} to an admin token from {new_token}")
+            }
             "token_missing" => format!("set {var} to a deploy token an admin issued for this Hub"),
             "token_invalid" => format!(
                 "{var} is not a token this Hub knows: check the secret's value, and that \
                  ATLAS_HUB_URL is the Hub that issued it"
             ),
-            "token_revoked" => format!("the token in {var} was revoked: ask an admin for a new one and set {var} (the CI secret) to it"),
-            "token_expired" => format!("the token in {var} has expired: ask an admin for a new one and set {var} (the CI secret) to it"),
+            "token_revoked" => format!("the token in {var} was revoked: get a new one from {new_token} and set {var} to it"),
+            "token_expired" => format!("the token in {var} has expired: get a new one from {new_token} and set {var} to it"),
+            "scope_denied" if var == "ATLAS_ADMIN_TOKEN" => format!("{var} holds a deploy token, not an admin token: set it to an admin token from {new_token}"),
             "scope_denied" => format!("ask an admin for a token with that scope, and set {var} to it"),
+            "product_exists" => "a product with that slug exists: change it with `atlas-hub admin product update`".to_owned(),
+            "pack_exists" => "a pack with that slug exists: change it with `atlas-hub admin pack update`".to_owned(),
+            "pack_oidc_only" => "this pack takes GitHub OIDC deploys only: deploy from its trusted workflow, or `atlas-hub admin pack update --oidc-only false` first".to_owned(),
+            "not_found" if var == "ATLAS_ADMIN_TOKEN" => "check the slug or id: `atlas-hub admin product list`, `admin pack list` and `admin token list` show what exists".to_owned(),
             "oidc_invalid" | "oidc_claims_mismatch" => "the pack's trusted publisher (repository, workflow, environment, ref) \
                  must match this workflow run, and ATLAS_OIDC_AUDIENCE the Hub's audience; an admin \
                  can check it with PATCH /api/v1/admin/packs/{pack}"

@@ -2,6 +2,7 @@
 //! `release publish|promote|rollback|yank|status`, `pack deploy` and `verify`. It never
 //! touches the database; everything goes through the public API with a deploy token.
 
+pub mod admin;
 pub mod files;
 pub mod hub;
 pub mod oidc;

@@ -162,6 +162,9 @@ pub struct StatusArgs {
     /// Product slug.
     #[arg(long)]
     product: String,
+    /// Print JSON (`{product, hub, channels: [{…, serves: [...]}]}`) instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs a release command.
@@ -569,6 +572,72 @@ async fn status(a: StatusArgs) -> Result<(), ClientError> {
         .to_string();
     let hub = Hub::new(a.hub.hub, Credential::None, a.hub.attempts)?;
     let list = channels(&hub, &product).await?;
+
+    // Platforms a channel serves: those of its release and of the one before it; for each,
+    // what a client of that platform is given today.
+    let mut releases = BTreeMap::new();
+    let mut serves: Vec<Vec<Value>> = Vec::new();
+    for c in &list {
+        let mut platforms = BTreeSet::new();
+        for v in [&c.version, &c.previous_version].into_iter().flatten() {
+            if !releases.contains_key(v) {
+                releases.insert(v.clone(), release(&hub, &product, v).await?);
+            }
+            platforms.extend(
+                releases[v]
+                    .artifacts
+                    .iter()
+                    .map(|a| (a.os.clone(), a.arch.clone())),
+            );
+        }
+        let mut rows = Vec::new();
+        for (os, arch) in platforms {
+            let answer = hub
+                .send(
+                    Method::GET,
+                    &format!(
+                        "/api/v1/releases/{product}/latest/{os}/{arch}?channel={}",
+                        c.name
+                    ),
+                    None,
+                    "latest",
+                )
+                .await?;
+            let body = answer.json();
+            let art = &body["artifact"];
+            rows.push(if answer.status.is_success() {
+                json!({
+                    "platform": format!("{os}-{arch}"), "version": body["version"],
+                    "kind": art["kind"], "filename": art["filename"], "size": art["size"],
+                    "sha256": art["sha256"],
+                })
+            } else {
+                json!({"platform": format!("{os}-{arch}"), "version": null,
+                       "status": answer.status.as_u16(), "code": body["code"]})
+            });
+        }
+        serves.push(rows);
+    }
+
+    if a.json {
+        let channels: Vec<Value> = list
+            .iter()
+            .zip(&serves)
+            .map(|(c, rows)| {
+                json!({
+                    "name": c.name, "version": c.version, "previousVersion": c.previous_version,
+                    "rolloutPercent": c.rollout_percent, "updatedAt": c.updated_at,
+                    "serves": rows,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"product": product, "hub": hub.base(), "channels": channels})
+        );
+        return Ok(());
+    }
+
     println!("{product} at {}\n", hub.base());
     let mut t = Table::new(&["CHANNEL", "VERSION", "ROLLOUT", "PREVIOUS", "UPDATED"]);
     for c in &list {
@@ -590,59 +659,27 @@ async fn status(a: StatusArgs) -> Result<(), ClientError> {
         ]);
     }
     print!("{}", t.render());
-
-    // Platforms a channel serves: those of its release and of the one before it.
-    let mut releases = BTreeMap::new();
     let mut t = Table::new(&[
         "CHANNEL", "PLATFORM", "SERVES", "KIND", "FILE", "SIZE", "SHA256",
     ]);
-    for c in &list {
-        let mut platforms = BTreeSet::new();
-        for v in [&c.version, &c.previous_version].into_iter().flatten() {
-            if !releases.contains_key(v) {
-                releases.insert(v.clone(), release(&hub, &product, v).await?);
-            }
-            platforms.extend(
-                releases[v]
-                    .artifacts
-                    .iter()
-                    .map(|a| (a.os.clone(), a.arch.clone())),
-            );
-        }
-        for (os, arch) in platforms {
-            let answer = hub
-                .send(
-                    Method::GET,
-                    &format!(
-                        "/api/v1/releases/{product}/latest/{os}/{arch}?channel={}",
-                        c.name
-                    ),
-                    None,
-                    "latest",
-                )
-                .await?;
-            let body = answer.json();
-            let art = &body["artifact"];
-            if answer.status.is_success() {
+    let cell = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    for (c, rows) in list.iter().zip(&serves) {
+        for r in rows {
+            if r["version"].is_string() {
                 t.row(vec![
                     c.name.clone(),
-                    format!("{os}-{arch}"),
-                    body["version"].as_str().unwrap_or_default().to_owned(),
-                    art["kind"].as_str().unwrap_or_default().to_owned(),
-                    art["filename"].as_str().unwrap_or_default().to_owned(),
-                    human_bytes(art["size"].as_u64().unwrap_or_default()),
-                    art["sha256"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(12)
-                        .collect(),
+                    cell(&r["platform"]),
+                    cell(&r["version"]),
+                    cell(&r["kind"]),
+                    cell(&r["filename"]),
+                    human_bytes(r["size"].as_u64().unwrap_or_default()),
+                    cell(&r["sha256"]).chars().take(12).collect(),
                 ]);
             } else {
                 t.row(vec![
                     c.name.clone(),
-                    format!("{os}-{arch}"),
-                    format!("nothing ({})", answer.status.as_u16()),
+                    cell(&r["platform"]),
+                    format!("nothing ({})", r["status"]),
                 ]);
             }
         }

@@ -35,6 +35,10 @@ pub struct VerifyArgs {
     /// A channel to check (repeatable); default: stable, beta and dev.
     #[arg(long = "channel", value_name = "CHANNEL")]
     channels: Vec<String>,
+    /// Print JSON (`{hub, checks: [{result, check, subject, detail}], passed, failed, …}`)
+    /// instead of the table; the exit status is the same.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,24 +118,43 @@ pub async fn run(a: VerifyArgs) -> Result<(), String> {
     }
     installer(&hub, &mut report).await;
 
-    let mut t = Table::new(&["RESULT", "CHECK", "SUBJECT", "DETAIL"]);
-    for (o, check, subject, detail) in &report.rows {
-        t.row(vec![
-            o.label().to_owned(),
-            check.clone(),
-            subject.clone(),
-            detail.clone(),
-        ]);
-    }
-    print!("{}", t.render());
     let failed = report.count(Outcome::Fail);
-    println!(
-        "\nverify {}: {} passed, {failed} failed, {} warnings, {} skipped",
-        hub.base(),
-        report.count(Outcome::Pass),
-        report.count(Outcome::Warn),
-        report.count(Outcome::Skip)
-    );
+    if a.json {
+        let checks: Vec<Value> = report
+            .rows
+            .iter()
+            .map(|(o, check, subject, detail)| {
+                serde_json::json!({"result": o.label().to_lowercase(), "check": check,
+                                   "subject": subject, "detail": detail})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "hub": hub.base(), "checks": checks, "passed": report.count(Outcome::Pass),
+                "failed": failed, "warnings": report.count(Outcome::Warn),
+                "skipped": report.count(Outcome::Skip),
+            })
+        );
+    } else {
+        let mut t = Table::new(&["RESULT", "CHECK", "SUBJECT", "DETAIL"]);
+        for (o, check, subject, detail) in &report.rows {
+            t.row(vec![
+                o.label().to_owned(),
+                check.clone(),
+                subject.clone(),
+                detail.clone(),
+            ]);
+        }
+        print!("{}", t.render());
+        println!(
+            "\nverify {}: {} passed, {failed} failed, {} warnings, {} skipped",
+            hub.base(),
+            report.count(Outcome::Pass),
+            report.count(Outcome::Warn),
+            report.count(Outcome::Skip)
+        );
+    }
     if failed > 0 {
         let names: Vec<String> = report
             .rows

@@ -14,7 +14,7 @@ pub fn admin_token(hub: &TestHub) -> String {
 /// Creates an admin token with the CLI on `database_url` (behind a pooler: the direct one).
 pub fn admin_token_on(database_url: &str) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
-        .args(["admin", "create-token", "--name", "operator"])
+        .args(["admin", "bootstrap-token", "--name", "operator"])
         .env("DATABASE_URL", database_url)
         .env("ATLAS_TOKEN_PEPPER", crate::support::PEPPER)
         .output()

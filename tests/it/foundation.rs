@@ -885,7 +885,7 @@ async fn the_local_command_starts_private_services_stops_them_on_ctrl_c_and_reus
     assert_eq!(body["checks"]["storage"], "ok", "{body}");
     // An admin token created against the private database (the README's second step).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
-        .args(["admin", "create-token", "--name", "me"])
+        .args(["admin", "bootstrap-token", "--name", "me"])
         .env_remove("DATABASE_URL")
         .env("ATLAS_DEV_DIR", &dev_dir)
         .env("ATLAS_DEV_PG_PORT", pg_port.to_string())

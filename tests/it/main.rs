@@ -4,6 +4,7 @@
 mod api;
 mod integrity;
 mod support;
+mod tools;
 
 mod bad_input;
 mod blob;
@@ -14,6 +15,7 @@ mod faults;
 mod foundation;
 mod layout;
 mod limits;
+mod operators;
 mod packs;
 mod releases;
 mod secrets;

@@ -109,7 +109,7 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
 
     // ---- Operator: admin token by CLI, product, app and pack tokens ----
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
-        .args(["admin", "create-token", "--name", "operator"])
+        .args(["admin", "bootstrap-token", "--name", "operator"])
         .env("DATABASE_URL", &database_url)
         .env("ATLAS_TOKEN_PEPPER", PEPPER)
         .env("RUST_LOG", "trace")
@@ -120,7 +120,7 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     w.token("the admin token", &admin);
     // Its stdout is the token, by design (shown once); its stderr must not repeat it.
     w.output(
-        "`admin create-token` stderr",
+        "`admin bootstrap-token` stderr",
         String::from_utf8_lossy(&out.stderr).into(),
     );
 
