@@ -576,13 +576,14 @@ async fn the_readme_walk_through_works_as_written() {
     }
     let hub = TestHub::start().await;
     let files = dir("readme");
+    // `/tmp/` first: the binary's own path may be under /tmp (a fresh clone's).
     let script = block
+        .replace("/tmp/", &format!("{}/", files.display()))
         .replace("cargo run -q --", env!("CARGO_BIN_EXE_atlas-hub"))
         .replace(
             "export ATLAS_HUB_URL=http://127.0.0.1:8080",
             &format!("export ATLAS_HUB_URL={}", hub.url),
-        )
-        .replace("/tmp/", &format!("{}/", files.display()));
+        );
     assert!(
         script.contains(&hub.url),
         "the walk-through sets ATLAS_HUB_URL"
