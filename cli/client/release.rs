@@ -290,6 +290,8 @@ async fn publish(a: PublishArgs) -> Result<(), ClientError> {
         );
     }
 
+    check_signatures(&hub, &product, &version, &files).await?;
+
     let uploader = Uploader {
         hub: &hub,
         limit_rate: a.limit_rate,
@@ -379,6 +381,64 @@ async fn publish(a: PublishArgs) -> Result<(), ClientError> {
         ]);
     }
     print!("{}", t.render());
+    Ok(())
+}
+
+/// Checks each `.sig` before anything is uploaded, as the updater clients will: against the
+/// file's bytes with the product's `updaterPublicKey` (the Hub cannot: it never sees the
+/// bytes), and that a version its trusted comment names is this release's (Tauri refuses an
+/// update whose signature names another version).
+async fn check_signatures(
+    hub: &Hub,
+    product: &str,
+    version: &str,
+    files: &[ReleaseFile],
+) -> Result<(), ClientError> {
+    if files.iter().all(|f| f.signature.is_none()) {
+        return Ok(());
+    }
+    let listing = hub
+        .get_json(
+            &format!("/api/v1/releases/{product}?limit=1"),
+            &format!("read {product}'s updater key"),
+        )
+        .await?;
+    let key = listing["updaterPublicKey"].as_str();
+    for f in files {
+        let Some(sig) = &f.signature else { continue };
+        let refused = |why: String| {
+            ClientError::Usage(format!(
+                "{}: the signature {}.sig {why}; nothing was uploaded. Sign the file again \
+                 (`tauri signer sign {}`) and publish again",
+                f.label(),
+                f.file.path.display(),
+                f.file.path.display()
+            ))
+        };
+        if let Some(signed) = atlas_hub::domain::signature::signed_version(sig)
+            && Version::parse(&signed)
+                .map(|v| v.to_string())
+                .ok()
+                .as_deref()
+                != Some(version)
+        {
+            return Err(refused(format!("names version {signed:?}, not {version}")));
+        }
+        if let Some(key) = key {
+            let file = std::fs::File::open(&f.file.path)
+                .map_err(|e| ClientError::Usage(format!("{}: {e}", f.file.path.display())))?;
+            atlas_hub::domain::signature::verify(key, sig, std::io::BufReader::new(file))
+                .map_err(|why| refused(format!("does not verify: {why}")))?;
+        }
+    }
+    match key {
+        Some(_) => eprintln!("signatures verified with {product}'s updater key"),
+        None => eprintln!(
+            "note: {product} has no updaterPublicKey, so the signatures were not checked against \
+             the files; an admin sets it with `atlas-hub admin product update {product} \
+             --updater-public-key @key.pub`"
+        ),
+    }
     Ok(())
 }
 

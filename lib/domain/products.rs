@@ -24,7 +24,10 @@ pub struct Product {
     pub required_platforms: Vec<String>,
     /// Largest artifact accepted, in bytes.
     pub max_artifact_size: Option<i64>,
-    /// The minisign key (key line) updater signatures must be made with.
+    /// The minisign key (stored as its key line) updater signatures must be made with;
+    /// serialized the way Tauri's `pubkey` setting takes it (base64 of the `.pub` file).
+    #[serde(serialize_with = "as_tauri_pubkey")]
+    #[schema(value_type = Option<String>)]
     pub updater_public_key: Option<String>,
     /// Created.
     #[serde(with = "time::serde::rfc3339")]
@@ -32,6 +35,13 @@ pub struct Product {
     /// Last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+fn as_tauri_pubkey<S: serde::Serializer>(line: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match line {
+        Some(line) => s.serialize_some(&super::signature::tauri_pubkey(line)),
+        None => s.serialize_none(),
+    }
 }
 
 const COLUMNS: &str = "id, slug, name, required_platforms, max_artifact_size, updater_public_key, created_at, updated_at";

@@ -38,6 +38,17 @@ pub fn parse_signature(value: &str) -> Result<KeyId, ApiError> {
     key_id_of(line, 74).ok_or_else(|| bad("has a malformed signature line"))
 }
 
+/// The version a signature's trusted comment names (`…\tversion:1.2.0`), which Tauri's
+/// updater requires to equal the version it is offered.
+pub fn signed_version(value: &str) -> Option<String> {
+    let text = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
+    let sig = minisign_verify::Signature::decode(&text).ok()?;
+    sig.trusted_comment()
+        .split('\t')
+        .find_map(|field| field.strip_prefix("version:"))
+        .map(|v| v.trim().to_owned())
+}
+
 /// Parses an updater public key in any of Tauri's forms and returns (bare key line, key id).
 pub fn parse_public_key(value: &str) -> Result<(String, KeyId), ApiError> {
     let bad = || {
@@ -62,6 +73,52 @@ pub fn parse_public_key(value: &str) -> Result<(String, KeyId), ApiError> {
     minisign_verify::PublicKey::from_base64(&line).map_err(|_| bad())?;
     let id = key_id_of(&line, 42).ok_or_else(bad)?;
     Ok((line, id))
+}
+
+/// A public key line in the form Tauri's `pubkey` setting takes: base64 of the `.pub` file
+/// minisign (and `tauri signer generate`) writes, comment included.
+pub fn tauri_pubkey(line: &str) -> String {
+    let comment = match key_id_of(line, 42) {
+        Some(id) => format!("minisign public key: {}", key_id_hex(&id)),
+        None => "minisign public key".to_owned(),
+    };
+    STANDARD.encode(format!("untrusted comment: {comment}\n{line}\n"))
+}
+
+/// Verifies a Tauri `signature` (base64 of a `.sig` file) over the bytes `read` yields,
+/// with the public key `key` (any form [`parse_public_key`] takes): what an updater client
+/// does before installing. Streams, so a large artifact is never held in memory.
+pub fn verify(key: &str, signature: &str, mut read: impl std::io::Read) -> Result<(), String> {
+    let (line, key_id) = parse_public_key(key).map_err(|e| e.detail)?;
+    let sig_id = parse_signature(signature).map_err(|e| e.detail)?;
+    if sig_id != key_id {
+        return Err(format!(
+            "it was made with key {}, not the product's key {}",
+            key_id_hex(&sig_id),
+            key_id_hex(&key_id)
+        ));
+    }
+    let public = minisign_verify::PublicKey::from_base64(&line).map_err(|e| e.to_string())?;
+    let text = STANDARD
+        .decode(signature.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or("the signature is not base64 of a .sig file")?;
+    let sig = minisign_verify::Signature::decode(&text).map_err(|e| e.to_string())?;
+    let mut verifier = public
+        .verify_stream(&sig)
+        .map_err(|e| format!("the signature cannot be checked: {e}"))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = read.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        verifier.update(&buf[..n]);
+    }
+    verifier
+        .finalize()
+        .map_err(|_| "it does not match the file's bytes (signed over other bytes)".to_owned())
 }
 
 fn key_id_of(line: &str, expected_len: usize) -> Option<KeyId> {

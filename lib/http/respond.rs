@@ -28,10 +28,15 @@ pub struct CachePolicy {
     pub s_maxage: u32,
     /// A request header the answer depends on (sent as `Vary`).
     pub vary: Option<&'static str>,
+    /// The answer is for this client only: no shared cache may keep it.
+    pub private: bool,
 }
 
 impl CachePolicy {
     fn header_value(&self) -> HeaderValue {
+        if self.private {
+            return HeaderValue::from_static("private, no-store");
+        }
         let v = format!(
             "public, max-age=0, s-maxage={}, stale-while-revalidate={}",
             self.s_maxage,

@@ -133,7 +133,7 @@ pub async fn by_id(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 /// `GET|HEAD /download/{product}/latest/{os}/{arch}?channel=&kind=`.
 pub async fn latest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let q = LatestQuery::parse(&req)?;
-    let (_, artifact) = q.resolve(&state).await?;
+    let (_, artifact, _) = q.resolve(&state).await?;
     redirect(
         &state,
         &req,

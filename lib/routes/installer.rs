@@ -15,7 +15,8 @@ const SCRIPT: &str = r#"#!/bin/sh
 # Atlas runner installer, served by the Atlas Hub.
 #   curl -fsSL @HUB_URL@/download/runner/install | sh
 # Environment: ATLAS_CHANNEL (default stable), ATLAS_INSTALL_DIR (default /usr/local/bin as
-# root, else ~/.local/bin), ATLAS_HUB_URL (default @HUB_URL@).
+# root, else ~/.local/bin), ATLAS_HUB_URL (default @HUB_URL@), ATLAS_CLIENT_ID (default: a
+# hash of /etc/machine-id; decides this machine's bucket in staged rollouts).
 set -eu
 
 hub="${ATLAS_HUB_URL:-@HUB_URL@}"
@@ -44,12 +45,27 @@ esac
 
 command -v curl >/dev/null 2>&1 || fail "curl is required"
 if command -v sha256sum >/dev/null 2>&1; then
-    sha256() { sha256sum "$1" | cut -d ' ' -f 1; }
+    sha256() { sha256sum "$@" | cut -d ' ' -f 1; }
 elif command -v shasum >/dev/null 2>&1; then
-    sha256() { shasum -a 256 "$1" | cut -d ' ' -f 1; }
+    sha256() { shasum -a 256 "$@" | cut -d ' ' -f 1; }
 else
     fail "sha256sum or shasum is required"
 fi
+
+# Staged rollouts bucket clients by id: a stable id of this machine that does not identify
+# it (a hash of its machine id, never the id itself), so a reinstall lands in the same
+# bucket. ATLAS_CLIENT_ID overrides it.
+client_id="${ATLAS_CLIENT_ID:-}"
+if [ -z "$client_id" ]; then
+    for f in /etc/machine-id /var/lib/dbus/machine-id; do
+        if [ -s "$f" ]; then
+            client_id="$(printf 'atlas-runner:%s' "$(cat "$f")" | sha256)"
+            break
+        fi
+    done
+fi
+set --
+if [ -n "$client_id" ]; then set -- -H "x-atlas-client-id: $client_id"; fi
 
 if [ -n "${ATLAS_INSTALL_DIR:-}" ]; then
     dir="$ATLAS_INSTALL_DIR"
@@ -60,7 +76,7 @@ else
     dir="$HOME/.local/bin"
 fi
 
-meta="$(curl -fsS --retry 3 "$hub/api/v1/releases/runner/latest/linux/$arch?channel=$channel")" \
+meta="$(curl -fsS --retry 3 "$@" "$hub/api/v1/releases/runner/latest/linux/$arch?channel=$channel")" \
     || fail "no runner release on channel $channel for linux/$arch at $hub"
 
 # The Hub's JSON is compact; "artifact":{...} (the primary artifact) holds no nested object.

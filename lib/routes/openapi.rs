@@ -34,6 +34,7 @@ pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         CachePolicy {
             s_maxage: state.config.cache_s_maxage,
             vary: None,
+            private: false,
         },
     ))
 }
@@ -106,6 +107,9 @@ fn deep_schema() -> Value {
 fn bundle_schema() -> Value {
     kind_schema()
 }
+fn client_id_schema() -> Value {
+    json!({"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"})
+}
 
 const PAGE: &[Query] = &[
     Query {
@@ -124,6 +128,24 @@ const CHANNEL: Query = Query {
     description: "Release channel.",
     schema: channel_schema,
 };
+/// The rollout client id as a query parameter; operations that take it also document the
+/// `x-atlas-client-id` header, which says the same (see [`operation`]).
+const CLIENT_ID: Query = Query {
+    name: "clientId",
+    description: "An installation id for staged rollouts (the same as the `x-atlas-client-id` \
+        header, for clients that cannot set headers). While a channel's `rolloutPercent` is under \
+        100, a client gets the channel's release only if its stable hash bucket (of product, \
+        version and this id; without an id, the client's address) is inside the rollout, else the \
+        previous release; `rolloutPercent` 0 halts the rollout. The same id lands in the same bucket \
+        on every route. Ids are chosen by clients, so a client can pick its bucket: a rollout \
+        limits exposure, it is not access control.",
+    schema: client_id_schema,
+};
+const BUNDLE_TYPE: Query = Query {
+    name: "bundleType",
+    description: "Tauri bundle type (`appimage`, `deb`, `rpm`, `nsis`, `msi`, `app`, or `unknown`).",
+    schema: bundle_schema,
+};
 const LATEST: &[Query] = &[
     CHANNEL,
     Query {
@@ -131,6 +153,7 @@ const LATEST: &[Query] = &[
         description: "Artifact kind; without it, the platform's primary artifact.",
         schema: kind_schema,
     },
+    CLIENT_ID,
 ];
 
 /// Every operation of the Hub.
@@ -405,14 +428,7 @@ const OPERATIONS: &[Operation] = &[
         tag: "updater",
         summary: "Tauri v2 dynamic updater: the update, or 204 when there is none.",
         auth: Auth::Public,
-        query: &[
-            CHANNEL,
-            Query {
-                name: "bundleType",
-                description: "Tauri bundle type (`appimage`, `nsis`, `msi`, `app`, …).",
-                schema: bundle_schema,
-            },
-        ],
+        query: &[CHANNEL, BUNDLE_TYPE, CLIENT_ID],
         request: None,
         success: &[
             (200, "An update.", Body::Json("UpdaterResponse")),
@@ -425,9 +441,12 @@ const OPERATIONS: &[Operation] = &[
         pattern: "/api/v1/updater/{product}/{target}/latest.json",
         id: "updaterManifest",
         tag: "updater",
-        summary: "Tauri static manifest of a channel (`{target}` is the channel name).",
+        summary: "Tauri static manifest of a channel (`{target}` is the channel name). Every entry \
+            carries `format`; kinds without one (`deb`, `rpm`) are listed only with `bundleType` \
+            naming them. During a staged rollout, a client without a client id gets the previous \
+            release.",
         auth: Auth::Public,
-        query: &[],
+        query: &[BUNDLE_TYPE, CLIENT_ID],
         request: None,
         success: &[(200, "The manifest.", Body::Json("UpdaterManifest"))],
         errors: &[304],
@@ -592,6 +611,13 @@ fn operation(op: &Operation) -> Value {
                "description": format!("{} Empty means absent.", q.description),
                "schema": {"anyOf": [(q.schema)(), {"type": "string", "maxLength": 0}]}})
     }));
+    if op.query.iter().any(|q| q.name == CLIENT_ID.name) {
+        parameters.push(
+            json!({"name": "x-atlas-client-id", "in": "header", "required": false,
+            "description": "The installation id for staged rollouts (see `clientId`).",
+            "schema": client_id_schema()}),
+        );
+    }
     let mut responses = Map::new();
     for (status, description, body) in op.success {
         let response = match body {
@@ -900,6 +926,10 @@ pub mod doc {
     #[serde(rename_all = "camelCase")]
     pub struct ReleaseList {
         product: String,
+        /// The key the product's updater signatures are made with, as Tauri's `pubkey`
+        /// setting takes it (base64 of the minisign `.pub` file); `null` when none is set.
+        /// `atlas-hub release publish` checks each `.sig` against it before uploading.
+        updater_public_key: Option<String>,
         releases: Vec<ReleaseSummary>,
         next_cursor: Option<String>,
     }
@@ -937,9 +967,11 @@ pub mod doc {
     #[derive(Serialize, ToSchema)]
     pub struct UpdaterManifest {
         version: String,
-        notes: String,
+        /// Absent when the release has no notes.
+        notes: Option<String>,
         pub_date: String,
-        /// Keyed `{os}-{arch}` (primary artifact) and `{os}-{arch}-{bundle}`.
+        /// Keyed `{os}-{arch}` (the platform's primary artifact among those listed) and
+        /// `{os}-{arch}-{bundle}`; `darwin-…` entries also as `macos-…`.
         platforms: BTreeMap<String, ManifestEntry>,
     }
 
@@ -950,6 +982,10 @@ pub mod doc {
         signature: String,
         /// Hub download URL.
         url: String,
+        /// cargo-packager-updater's format (`appimage`, `nsis`, `wix`, `app`); absent only
+        /// for kinds listed because `bundleType` asked for them.
+        #[schema(pattern = "^(appimage|nsis|wix|app)$")]
+        format: Option<String>,
     }
 
     /// A pack build (deploy answer).

@@ -159,6 +159,19 @@ async fn plan(
         }
         if let Some(sig) = &a.signature {
             let sig_key = signature::parse_signature(sig)?;
+            if let Some(signed) = signature::signed_version(sig)
+                && semver::Version::parse(signed.trim_start_matches('v')).ok()
+                    != semver::Version::parse(version).ok()
+            {
+                return Err(ApiError::unprocessable(
+                    "signature_version_mismatch",
+                    format!(
+                        "{label} is signed for version {} but is published as {version}; Tauri's \
+                         updater refuses such an update: sign the file built for {version}",
+                        crate::http::quoted(&signed)
+                    ),
+                ));
+            }
             if let Some(expected) = key_id
                 && sig_key != expected
             {

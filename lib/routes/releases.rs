@@ -15,7 +15,7 @@ use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind};
 use crate::domain::releases::{self, ReleaseView};
 use crate::domain::tokens::{self, Scope};
-use crate::domain::{channels, products};
+use crate::domain::{channels, products, rollout};
 use crate::http::respond::CachePolicy;
 use crate::http::{ApiError, ApiRequest, ApiResult, respond};
 use crate::state::AppState;
@@ -25,6 +25,7 @@ pub fn public_cache(state: &AppState) -> CachePolicy {
     CachePolicy {
         s_maxage: state.config.cache_s_maxage,
         vary: None,
+        private: false,
     }
 }
 
@@ -83,6 +84,24 @@ pub struct ChannelPlatform {
     pub current: Option<Latest>,
     /// The previous release, only while `rollout_percent < 100`.
     pub previous: Option<Latest>,
+}
+
+impl ChannelPlatform {
+    /// Whether the answer depends on who asks: a staged rollout of a release.
+    pub fn staged(&self) -> bool {
+        self.current.is_some() && self.rollout_percent < 100
+    }
+
+    /// The release `client` gets ([`rollout::choose`]).
+    pub fn for_client(&self, product: &str, client: &RolloutClient) -> Option<&Latest> {
+        rollout::choose(
+            product,
+            self.rollout_percent,
+            self.current.as_ref().map(|c| (c.version.as_str(), c)),
+            self.previous.as_ref(),
+            client.key(),
+        )
+    }
 }
 
 /// The hot lookup as one statement: what channel `$2` of product `$1` serves for os `$3` and
@@ -366,6 +385,78 @@ fn platform_from_rows(
     Ok(out)
 }
 
+/// The header launchers send to identify an installation for staged rollouts.
+pub const CLIENT_ID_HEADER: &str = "x-atlas-client-id";
+
+/// Whom a consumer route buckets in a staged rollout ([`rollout::choose`]): the client id
+/// the client sends (`x-atlas-client-id`, or `?clientId=` for clients that cannot set
+/// headers), else, where the route allows it, the client's address.
+pub struct RolloutClient {
+    key: Option<String>,
+    /// The key is part of the URL, so a shared cache (keyed by URL) keeps each client's
+    /// answer apart.
+    in_url: bool,
+}
+
+impl RolloutClient {
+    /// Reads the client id of `req`; `by_address`: fall back to the address without one.
+    pub fn of(req: &ApiRequest, by_address: bool) -> Result<Self, ApiError> {
+        let valid = |what: &str, v: &str| {
+            if (1..=200).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()) {
+                Ok(v.to_owned())
+            } else {
+                Err(ApiError::invalid(format!(
+                    "{what} must be 1 to 200 visible ASCII characters (an installation id)"
+                )))
+            }
+        };
+        let header = match req.headers.get(CLIENT_ID_HEADER) {
+            Some(v) => Some(valid(
+                CLIENT_ID_HEADER,
+                v.to_str().map_err(|_| {
+                    ApiError::invalid(format!("{CLIENT_ID_HEADER} must be visible ASCII"))
+                })?,
+            )?),
+            None => None,
+        };
+        let query = req
+            .query("clientId")
+            .map(|v| valid("clientId", &v))
+            .transpose()?;
+        if let (Some(h), Some(q)) = (&header, &query)
+            && h != q
+        {
+            return Err(ApiError::invalid(format!(
+                "clientId and {CLIENT_ID_HEADER} name different clients; send one of them"
+            )));
+        }
+        let in_url = header.is_none() && query.is_some();
+        let key = header.or(query).or_else(|| {
+            by_address
+                .then(|| req.client_ip.map(|ip| ip.to_string()))
+                .flatten()
+        });
+        Ok(RolloutClient { key, in_url })
+    }
+
+    /// The bucketing key, if the client can be bucketed.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// How an answer for this client may be cached: an answer that depends on its bucket
+    /// (`staged`, and a client with a key) only by a shared cache that keys it by URL
+    /// (`?clientId=`); else never by a shared one. `Vary: x-atlas-client-id` always, since
+    /// the header can change the answer.
+    pub fn cache(&self, state: &AppState, staged: bool) -> CachePolicy {
+        CachePolicy {
+            s_maxage: state.config.cache_s_maxage,
+            vary: Some(CLIENT_ID_HEADER),
+            private: staged && self.key.is_some() && !self.in_url,
+        }
+    }
+}
+
 /// Parsed `{product}/latest/{os}/{arch}?channel=&kind=` of a request.
 pub struct LatestQuery {
     /// Product slug.
@@ -378,6 +469,8 @@ pub struct LatestQuery {
     pub arch: Arch,
     /// Requested kind.
     pub kind: Option<String>,
+    /// Who asks, for staged rollouts.
+    pub client: RolloutClient,
 }
 
 impl LatestQuery {
@@ -389,14 +482,17 @@ impl LatestQuery {
             os: Os::parse(req.param("os"))?,
             arch: Arch::parse(req.param("arch"))?,
             kind: req.query("kind").map(|k| parse_kind(&k)).transpose()?,
+            client: RolloutClient::of(req, true)?,
         })
     }
 
-    /// Resolves the channel's release and the artifact (`kind`, else primary), or 404.
+    /// Resolves the release this client gets from the channel (the rollout rule) and its
+    /// artifact (`kind`, else primary), or 404; and whether the answer depended on the
+    /// client's rollout bucket.
     pub async fn resolve(
         &self,
         state: &Arc<AppState>,
-    ) -> Result<(Latest, LatestArtifact), ApiError> {
+    ) -> Result<(Latest, LatestArtifact, bool), ApiError> {
         let not_found = || {
             ApiError::not_found(format!(
                 "{} has no release on {} for {}/{}{}",
@@ -410,16 +506,19 @@ impl LatestQuery {
                     .unwrap_or_default()
             ))
         };
-        let latest = lookup_channel(
+        let served = lookup_channel(
             state,
             self.product.as_str(),
             self.channel,
             self.os,
             self.arch,
         )
-        .await?
-        .current
-        .ok_or_else(not_found)?;
+        .await?;
+        let staged = served.staged();
+        let latest = served
+            .for_client(self.product.as_str(), &self.client)
+            .cloned()
+            .ok_or_else(not_found)?;
         let artifact = match &self.kind {
             Some(kind) => latest.artifacts.iter().find(|a| &a.kind == kind),
             None => latest
@@ -430,14 +529,14 @@ impl LatestQuery {
         }
         .cloned()
         .ok_or_else(not_found)?;
-        Ok((latest, artifact))
+        Ok((latest, artifact, staged))
     }
 }
 
 /// `GET /api/v1/releases/{product}/latest/{os}/{arch}?channel=stable&kind=`.
 pub async fn latest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let q = LatestQuery::parse(&req)?;
-    let (latest, artifact) = q.resolve(&state).await?;
+    let (latest, artifact, staged) = q.resolve(&state).await?;
     /// Serialized straight from borrowed data (no intermediate `serde_json::Value`).
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -462,7 +561,7 @@ pub async fn latest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         artifact: &artifact,
         artifacts: &latest.artifacts,
     };
-    respond::cached_json(&req, &body, public_cache(&state))
+    respond::cached_json(&req, &body, q.client.cache(&state, staged))
 }
 
 /// `GET /api/v1/releases/{product}?limit=&cursor=`: history, newest first.
@@ -487,7 +586,11 @@ pub async fn list(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .collect();
     respond::cached_json(
         &req,
-        &json!({ "product": product.slug, "releases": items, "nextCursor": next }),
+        &json!({
+            "product": product.slug,
+            "updaterPublicKey": product.updater_public_key.as_deref().map(crate::domain::signature::tauri_pubkey),
+            "releases": items, "nextCursor": next,
+        }),
         public_cache(&state),
     )
 }

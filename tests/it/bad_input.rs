@@ -1347,7 +1347,7 @@ fn public_cases() -> Vec<Case> {
         ),
         ("/api/v1/releases/launcher?cursor=%FF", "cursor"),
         ("/download/launcher/latest/linux/x86_64?kind=..%2Fx", "kind"),
-        ("/api/v1/updater/launcher/macos/x86_64/1.0.0", "target"),
+        ("/api/v1/updater/launcher/macosx/x86_64/1.0.0", "target"),
         ("/api/v1/updater/launcher/linux/x86_64/latest", "version"),
         (
             "/api/v1/updater/launcher/linux/x86_64/..%2F..%2F1.0.0",

@@ -156,7 +156,6 @@ async fn the_updater_offers_newer_signed_releases_for_every_platform_and_bundle(
         "/api/v1/updater/launcher/linux/x86_64/1.1.0",
         "/api/v1/updater/launcher/linux/x86_64/1.2.0",
         "/api/v1/updater/launcher/linux/aarch64/1.0.0",
-        "/api/v1/updater/launcher/linux/x86_64/1.0.0?bundleType=rpm",
         "/api/v1/updater/launcher/linux/x86_64/1.0.0?channel=beta",
         "/api/v1/updater/launcher/linux/x86_64/1.1.0%2Bbuild.7",
     ] {
@@ -426,6 +425,7 @@ async fn the_static_manifest_lists_every_signed_platform_and_bundle() {
         .keys()
         .map(String::as_str)
         .collect();
+    // The deb has no update format: listed only for a client that asks for it.
     assert_eq!(
         keys,
         vec![
@@ -433,7 +433,7 @@ async fn the_static_manifest_lists_every_signed_platform_and_bundle() {
             "darwin-aarch64-app",
             "linux-x86_64",
             "linux-x86_64-appimage",
-            "linux-x86_64-deb",
+            "macos-aarch64",
             "windows-x86_64",
             "windows-x86_64-msi",
             "windows-x86_64-nsis",
@@ -442,7 +442,24 @@ async fn the_static_manifest_lists_every_signed_platform_and_bundle() {
     for (key, p) in m["platforms"].as_object().unwrap() {
         assert_eq!(p["signature"].as_str().unwrap(), signature(), "{key}");
         assert!(p["url"].as_str().unwrap().starts_with(&hub.url), "{key}");
+        let expected = match key.rsplit('-').next().unwrap() {
+            "msi" => "wix",
+            "nsis" | "x86_64" if key.starts_with("windows") => "nsis",
+            "aarch64" | "app" => "app",
+            _ => "appimage",
+        };
+        assert_eq!(p["format"], expected, "{key}");
     }
+    assert_eq!(m["platforms"]["macos-aarch64"], m["platforms"]["darwin-aarch64"]);
+    let (_, with_deb) = call(
+        &hub,
+        "GET",
+        "/api/v1/updater/launcher/stable/latest.json?bundleType=deb",
+        None,
+        None,
+    )
+    .await;
+    assert!(with_deb["platforms"]["linux-x86_64-deb"]["url"].is_string(), "{with_deb}");
     assert_eq!(
         m["platforms"]["linux-x86_64"],
         m["platforms"]["linux-x86_64-appimage"]

@@ -18,5 +18,7 @@ mod limits;
 mod operators;
 mod packs;
 mod releases;
+mod rollout;
 mod secrets;
 mod soak;
+mod updater_clients;
