@@ -450,7 +450,10 @@ async fn the_static_manifest_lists_every_signed_platform_and_bundle() {
         };
         assert_eq!(p["format"], expected, "{key}");
     }
-    assert_eq!(m["platforms"]["macos-aarch64"], m["platforms"]["darwin-aarch64"]);
+    assert_eq!(
+        m["platforms"]["macos-aarch64"],
+        m["platforms"]["darwin-aarch64"]
+    );
     let (_, with_deb) = call(
         &hub,
         "GET",
@@ -459,7 +462,10 @@ async fn the_static_manifest_lists_every_signed_platform_and_bundle() {
         None,
     )
     .await;
-    assert!(with_deb["platforms"]["linux-x86_64-deb"]["url"].is_string(), "{with_deb}");
+    assert!(
+        with_deb["platforms"]["linux-x86_64-deb"]["url"].is_string(),
+        "{with_deb}"
+    );
     assert_eq!(
         m["platforms"]["linux-x86_64"],
         m["platforms"]["linux-x86_64-appimage"]
