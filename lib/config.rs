@@ -223,12 +223,83 @@ impl Reader<'_> {
         })
     }
 
+    /// A public base URL the Hub writes into its answers and into the installer script:
+    /// `http(s)://host[:port][/path]` and nothing else (no user, query, fragment, space,
+    /// quote, `$`, backtick or backslash), so it can never change the meaning of the shell
+    /// code or the headers it is pasted into.
+    fn base_url(&mut self, var: &str, value: &str) -> String {
+        match check_base_url(value) {
+            Ok(()) => value.trim_end_matches('/').to_owned(),
+            Err(why) => {
+                self.problem(
+                    var,
+                    format!(
+                        "expected a plain absolute URL such as https://hub.example.com (scheme, \
+                         host, optional port and path): {why}"
+                    ),
+                );
+                String::new()
+            }
+        }
+    }
+
     fn url(&mut self, var: &str, value: &str) -> String {
         if !(value.starts_with("http://") || value.starts_with("https://")) {
             self.problem(var, format!("expected an http(s) URL, got {value:?}"));
         }
         value.trim_end_matches('/').to_owned()
     }
+}
+
+/// Why `value` is not a plain `http(s)://host[:port][/path]` URL.
+fn check_base_url(value: &str) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or("it must start with https:// or http://")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (authority, None),
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let dns = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    };
+    let ipv6 = |h: &str| {
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+    };
+    if !(dns(host) || ipv6(host)) {
+        return Err(format!("the host {host:?} is not a host name or address"));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("the port {port:?} is not a port number"));
+    }
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~'));
+    if !path_ok {
+        return Err(
+            "the path may hold only letters, digits and / - . _ ~ (no query, fragment, space, \
+             quote, $ or backtick)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 impl Config {
@@ -270,7 +341,7 @@ impl Config {
         let hub_url = if hub_url.is_empty() {
             hub_url
         } else {
-            r.url("ATLAS_HUB_URL", &hub_url)
+            r.base_url("ATLAS_HUB_URL", &hub_url)
         };
 
         let storage = match r.optional("ATLAS_STORAGE").as_deref() {
@@ -482,6 +553,42 @@ mod tests {
         }
         let message = err.to_string();
         assert!(message.contains("ATLAS_HUB_URL: missing"), "{message}");
+    }
+
+    #[test]
+    fn the_hub_url_is_a_plain_url_or_the_start_fails() {
+        for good in [
+            "https://hub.example.com",
+            "https://hub.example.com/",
+            "http://127.0.0.1:8080",
+            "https://example.com/atlas/hub",
+            "http://[::1]:8080",
+        ] {
+            check_base_url(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "https://hub.example.com/$(touch /tmp/pwned)",
+            "https://hub.example.com/`id`",
+            "https://hub.example.com/\"; rm -rf ~; \"",
+            "https://hub.example.com/'x'",
+            "https://hub example.com",
+            "https://hub.example.com/a b",
+            "https://hub.example.com/?q=1",
+            "https://hub.example.com/#x",
+            "https://user:pw@hub.example.com",
+            "https://hub.example.com:99999",
+            "https://hub.example.com\nexport X=1",
+            "ftp://hub.example.com",
+            "hub.example.com",
+            "https://",
+        ] {
+            assert!(check_base_url(bad).is_err(), "{bad:?} was accepted");
+            let mut vars = GOOD.to_vec();
+            vars.retain(|(k, _)| *k != "ATLAS_HUB_URL");
+            vars.push(("ATLAS_HUB_URL", bad));
+            let err = config(&vars).unwrap_err();
+            assert!(err.to_string().contains("ATLAS_HUB_URL"), "{err}");
+        }
     }
 
     #[test]

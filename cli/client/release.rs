@@ -353,23 +353,13 @@ async fn publish(a: PublishArgs) -> Result<(), ClientError> {
             plural(files.len(), "file")
         );
     } else {
-        println!(
-            "{product} {version} was already published with these exact files and notes; nothing changed"
-        );
-        if let Some(c) = channel {
-            let now = channels(&hub, &product).await?;
-            let serves = now
-                .iter()
-                .find(|ch| ch.name == c)
-                .and_then(|ch| ch.version.clone());
-            if serves.as_deref() != Some(version.as_str()) {
-                println!(
-                    "note: {c} serves {} (an existing release does not move channels); to move it: \
-                     atlas-hub release promote --product {product} --channel {c} --version {version}",
-                    serves.as_deref().unwrap_or("nothing")
-                );
-            }
-        }
+        // An identical re-publish: the Hub moved the channel to it if it served an older
+        // version, and refused (409, an error above) if it serves a newer one.
+        let on = match channel {
+            Some(c) => format!("; {c} serves it"),
+            None => String::new(),
+        };
+        println!("{product} {version} was already published with these exact files and notes{on}");
     }
     let mut t = Table::new(&["PLATFORM/KIND", "FILE", "DOWNLOAD"]);
     for art in published["artifacts"].as_array().into_iter().flatten() {

@@ -735,9 +735,14 @@ async fn installer(hub: &Hub, r: &mut Report) {
             ),
         );
     }
+    // `default_hub='<url>'` (older Hubs: `"${ATLAS_HUB_URL:-<url>}"`).
     let embedded = text
-        .split_once("ATLAS_HUB_URL:-")
-        .and_then(|(_, rest)| rest.split_once('}'))
+        .split_once("default_hub='")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .or_else(|| {
+            text.split_once("ATLAS_HUB_URL:-")
+                .and_then(|(_, rest)| rest.split_once('}'))
+        })
         .map(|(url, _)| url.to_owned())
         .unwrap_or_default();
     if embedded == hub.base() {

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_rate_limits.sql",
         sql: include_str!("../../migrations/0002_rate_limits.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_invariants.sql",
+        sql: include_str!("../../migrations/0003_invariants.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -91,16 +91,7 @@ pub async fn move_pointer(
     m: &Move<'_>,
     actor: &Actor,
 ) -> Result<ChannelView, ApiError> {
-    let current = db
-        .query_opt(
-            "SELECT c.release_id, r.version FROM channels c LEFT JOIN releases r ON r.id = c.release_id
-             WHERE c.product_id = $1 AND c.name = $2 FOR UPDATE OF c",
-            &[(&product.id, Type::INT8), (&m.channel, Type::TEXT)],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{} has no channel {}", product.slug, m.channel)))?;
-    let current_id: Option<i64> = current.get("release_id");
-    let current_version: Option<String> = current.get("version");
+    let (current_id, current_version, _) = locked_row(db, product, m.channel).await?;
 
     if let Some(expected) = &m.expected
         && expected != &current_version
@@ -185,6 +176,50 @@ pub async fn move_pointer(
     )
     .await?;
     Ok(view(&row))
+}
+
+/// Locks a channel's row until the caller's transaction ends and reads what it serves: the
+/// release id and version, and the rollout (`None`: the channel has no release yet).
+///
+/// Two statements on purpose. Under READ COMMITTED a `FOR UPDATE` that waited for a
+/// concurrent move re-reads the locked row, but a table joined to it is still read with the
+/// statement's older snapshot: a release published and pointed at by that same concurrent
+/// move would join as NULL. The second statement takes a fresh snapshot, after the lock.
+async fn locked_row(
+    db: &impl Sql,
+    product: &Product,
+    channel: &str,
+) -> Result<(Option<i64>, Option<String>, i16), ApiError> {
+    let row = db
+        .query_opt(
+            "SELECT release_id, rollout_percent FROM channels WHERE product_id = $1 AND name = $2 FOR UPDATE",
+            &[(&product.id, Type::INT8), (&channel, Type::TEXT)],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} has no channel {channel}", product.slug)))?;
+    let release_id: Option<i64> = row.get(0);
+    let version = match release_id {
+        Some(id) => db
+            .query_opt(
+                "SELECT version FROM releases WHERE id = $1",
+                &[(&id, Type::INT8)],
+            )
+            .await?
+            .map(|r| r.get(0)),
+        None => None,
+    };
+    Ok((release_id, version, row.get(1)))
+}
+
+/// The version a channel serves and its rollout, with the channel row locked until the
+/// caller's transaction ends (`None` version: the channel has no release yet).
+pub async fn lock(
+    db: &impl Sql,
+    product: &Product,
+    channel: &str,
+) -> Result<(Option<String>, i16), ApiError> {
+    let (_, version, rollout) = locked_row(db, product, channel).await?;
+    Ok((version, rollout))
 }
 
 /// Channels that serve `release_id` (as current, or as the previous release during a rollout).

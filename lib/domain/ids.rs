@@ -452,7 +452,7 @@ mod props {
         #[test]
         fn percent_encoded_versions_decode_to_the_same_version(v in semver_string()) {
             prop_assume!(v.len() <= MAX_VERSION_LEN);
-            let route = Route { pattern: "/u/{currentVersion}", methods: &[], api_file: "", bin: "" };
+            let route = Route { pattern: "/u/{currentVersion}", query: &[], methods: &[], api_file: "", bin: "" };
             for set in [percent_encoding::NON_ALPHANUMERIC, percent_encoding::CONTROLS] {
                 let path = format!("/u/{}", percent_encoding::utf8_percent_encode(&v, set));
                 let params = route.match_path(&path).unwrap();

@@ -115,3 +115,61 @@ pub async fn record(db: &impl Sql, u: &Upload, created_by: &str) -> Result<Uploa
             .ok_or_else(|| ApiError::internal("upload row vanished after a key conflict")),
     }
 }
+
+/// Replaces the upload `old` (same key, a declaration that was never stored) with `u`,
+/// under a new id: a publish holding the old id no longer matches it.
+pub async fn replace(
+    db: &impl Sql,
+    old: Uuid,
+    u: &Upload,
+    created_by: &str,
+) -> Result<Upload, ApiError> {
+    db.query_opt(
+        &format!(
+            "UPDATE uploads SET id = $3, size = $4, content_type = $5, created_by = $6, created_at = now()
+             WHERE storage_key = $1 AND id = $2 RETURNING {COLUMNS}"
+        ),
+        &[
+            (&u.storage_key, Type::TEXT),
+            (&old, Type::UUID),
+            (&u.id, Type::UUID),
+            (&u.size, Type::INT8),
+            (&u.content_type, Type::TEXT),
+            (&created_by, Type::TEXT),
+        ],
+    )
+    .await?
+    .map(|r| from_row(&r))
+    .ok_or_else(|| {
+        ApiError::conflict(
+            "upload_conflict",
+            format!("{} was presigned again meanwhile; retry", u.storage_key),
+        )
+    })
+}
+
+/// How long an unpublished upload row is kept after its presign (the longest upload URL
+/// lives an hour; a publish after a day presigns again and finds its bytes stored).
+pub const UNPUBLISHED_KEPT: &str = "1 day";
+
+/// Deletes up to 1000 upload rows presigned more than [`UNPUBLISHED_KEPT`] ago that no
+/// artifact uses; returns how many. (The objects of unpublished uploads are storage's to
+/// expire, with a lifecycle rule on the bucket.)
+pub async fn prune(db: &impl Sql) -> Result<u64, ApiError> {
+    let rows = db
+        .query(
+            &format!(
+                "WITH gone AS (
+                    DELETE FROM uploads WHERE id IN (
+                        SELECT u.id FROM uploads u
+                        WHERE u.created_at < now() - interval '{UNPUBLISHED_KEPT}'
+                          AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.storage_key = u.storage_key)
+                        ORDER BY u.created_at LIMIT 1000)
+                    RETURNING 1)
+                 SELECT count(*) FROM gone"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+}

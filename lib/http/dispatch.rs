@@ -127,6 +127,49 @@ fn shadowed(route: &Route, table: &[Route]) -> bool {
     shadowed
 }
 
+/// Refuses query parameters `route` does not take, and any given twice: a parameter the
+/// client meant to matter (`?Channel=beta`) is never silently ignored, and one the Hub reads
+/// has one value. `from_path` are names the platform moved from the path into the query
+/// (Vercel's `[param]` rewrites), allowed once each.
+fn check_query(route: &Route, query: Option<&str>, from_path: &[&str]) -> Result<(), ApiError> {
+    let Some(query) = query else { return Ok(()) };
+    let mut seen: Vec<String> = Vec::new();
+    for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+        if !route.query.contains(&name.as_ref()) && !from_path.contains(&name.as_ref()) {
+            let takes = if route.query.is_empty() {
+                "this route takes no query parameters".to_owned()
+            } else {
+                format!("this route takes {}", route.query.join(", "))
+            };
+            return Err(ApiError::invalid(format!(
+                "query parameter {} is not known ({takes}; names are case-sensitive)",
+                super::quoted(&name)
+            )));
+        }
+        if seen.iter().any(|s| *s == name) {
+            return Err(ApiError::invalid(format!(
+                "query parameter {} is given twice; give it once",
+                super::quoted(&name)
+            )));
+        }
+        seen.push(name.into_owned());
+    }
+    Ok(())
+}
+
+/// The names of `route`'s path parameters a function found in the query (Vercel puts a
+/// `[param]` segment's value there when it invokes the function's file path).
+fn params_in_query(route: &Route, parts: &Parts) -> Vec<&'static str> {
+    match route.match_path(parts.uri.path()) {
+        Some(params) => params
+            .into_iter()
+            .filter(|(name, value)| *value == format!("[{name}]"))
+            .map(|(name, _)| name)
+            .collect(),
+        None => route.param_names().collect(),
+    }
+}
+
 fn single_route_params(route: &Route, parts: &Parts) -> Option<Vec<(&'static str, String)>> {
     let query = parts.uri.query().unwrap_or("");
     let from_query = |name: &str| {
@@ -177,9 +220,12 @@ pub async fn dispatch(
     let debug = state.config.log >= LogLevel::Debug;
     let mut detail = None;
 
+    let mut from_path: Vec<&'static str> = Vec::new();
     let found = match resolve {
         Resolve::Table(routes) => lookup_table(routes, &parts.method, parts.uri.path()),
-        Resolve::Single { route, table } => match single_route_params(route, &parts) {
+        Resolve::Single { route, table } => match single_route_params(route, &parts).inspect(|_| {
+            from_path = params_in_query(route, &parts);
+        }) {
             // No other route can claim this path: the table lookup would find this one.
             Some(params) if !shadowed(route, table) => match route.handler(&parts.method) {
                 Some(handler) => Ok((route, handler, params)),
@@ -206,6 +252,9 @@ pub async fn dispatch(
 
     let (pattern, result) = match found {
         Err(e) => ("-", Err(e)),
+        Ok((route, _, _)) if let Err(e) = check_query(route, parts.uri.query(), &from_path) => {
+            (route.pattern, Err(e))
+        }
         Ok((route, handler, params)) => match body {
             Err(BodyError::TooLarge) => (
                 route.pattern,

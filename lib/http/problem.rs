@@ -124,7 +124,7 @@ impl ApiError {
         #[derive(Serialize)]
         struct Body<'a> {
             #[serde(rename = "type")]
-            kind: String,
+            kind: &'static str,
             title: &'a str,
             status: u16,
             detail: &'a str,
@@ -133,10 +133,10 @@ impl ApiError {
             request_id: &'a str,
         }
         let mut body = serde_json::to_value(Body {
-            kind: format!(
-                "https://atlas-hub.dev/problems/{}",
-                self.code.replace('_', "-")
-            ),
+            // RFC 9457 §4.2.1: no URI of a page that would describe the problem (the Hub
+            // serves none, and must not point at a domain it does not own); the machine
+            // `code` says which problem it is, and `title` is the status's phrase.
+            kind: "about:blank",
             title: self.title(),
             status: self.status.as_u16(),
             detail: &self.detail,
@@ -188,6 +188,25 @@ impl From<tokio_postgres::Error> for ApiError {
             );
             err.cause = Some(format!("database: {e:?}"));
             return err;
+        }
+        // The invariants the database holds itself (migrations/0003_invariants.sql): a
+        // write that lost a race against another is refused there, with the same answer the
+        // handler gives when it sees the conflict first.
+        if let Some(db) = e.as_db_error() {
+            let invariant = match db.code().code() {
+                "AH001" => Some("release_yanked"),
+                "AH002" => Some("channel_points_here"),
+                _ => None,
+            };
+            if let Some(code) = invariant {
+                let mut err = ApiError::conflict(code, db.message().to_owned());
+                if let Some(channels) = db.detail() {
+                    err = err.with_extra(serde_json::json!({
+                        "channels": channels.split(", ").collect::<Vec<_>>()
+                    }));
+                }
+                return err;
+            }
         }
         if database_unreachable(&e) {
             ApiError::db_unavailable(format!("{e}: {e:?}"))

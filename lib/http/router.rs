@@ -15,6 +15,8 @@ pub type Handler = fn(Arc<AppState>, ApiRequest) -> BoxFuture<'static, ApiResult
 pub struct Route {
     /// Path pattern, `{name}` for a parameter segment: `/api/v1/download/{downloadId}`.
     pub pattern: &'static str,
+    /// The query parameters it takes; any other is refused (400), as is one given twice.
+    pub query: &'static [&'static str],
     /// Methods and their handlers (`HEAD` is answered by the `GET` handler when absent).
     pub methods: &'static [(Method, Handler)],
     /// The serverless function file hosting this route, relative to the project root.
@@ -123,6 +125,7 @@ mod tests {
 
     pub(super) fn route(pattern: &'static str) -> Route {
         Route {
+            query: &[],
             pattern,
             methods: &[],
             api_file: "",

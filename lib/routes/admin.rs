@@ -115,8 +115,54 @@ pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         expires_at,
         created_by: principal.actor(),
     };
+    // Every field is for some kinds only: one a kind does not take is refused, never
+    // ignored (the caller meant it to matter).
+    let not_for = |field: &str, given: bool| {
+        if given {
+            Err(ApiError::invalid(format!(
+                "{field} is not for {} tokens ({})",
+                kind.as_str(),
+                match kind {
+                    TokenKind::App => "app tokens take products, scopes and channels",
+                    TokenKind::Pack => "pack tokens take pack: they deploy that one pack",
+                    TokenKind::Admin => "admin tokens may do everything",
+                }
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    let no_duplicates = |field: &str, list: &Option<Vec<String>>| {
+        let list = list.as_deref().unwrap_or_default();
+        match list
+            .iter()
+            .enumerate()
+            .find(|(i, v)| list[..*i].contains(v))
+        {
+            Some((_, v)) => Err(ApiError::invalid(format!(
+                "{field} lists {} twice",
+                crate::http::quoted(v)
+            ))),
+            None => Ok(()),
+        }
+    };
+    no_duplicates("products", &body.products)?;
+    no_duplicates("scopes", &body.scopes)?;
+    no_duplicates("channels", &body.channels)?;
     match kind {
         TokenKind::App => {
+            not_for("pack", body.pack.is_some())?;
+            if body.scopes.as_ref().is_some_and(Vec::is_empty) {
+                return Err(ApiError::invalid(
+                    "scopes is empty: a token that may do nothing is refused; list upload, \
+                     publish, promote or yank (or leave it out for upload and publish)",
+                ));
+            }
+            if body.channels.as_ref().is_some_and(Vec::is_empty) {
+                return Err(ApiError::invalid(
+                    "channels is empty: list the channels it may publish to or move, or [\"*\"]",
+                ));
+            }
             let products = body.products.unwrap_or_default();
             if products.is_empty() || products.len() > 100 {
                 return Err(ApiError::invalid(
@@ -150,6 +196,9 @@ pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
             spec.channels = channels;
         }
         TokenKind::Pack => {
+            not_for("products", body.products.is_some())?;
+            not_for("scopes", body.scopes.is_some())?;
+            not_for("channels", body.channels.is_some())?;
             let pack = body
                 .pack
                 .ok_or_else(|| ApiError::invalid("pack tokens need pack: the pack's slug"))?;
@@ -172,11 +221,10 @@ pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
             spec.pack_id = Some(row.get("id"));
         }
         TokenKind::Admin => {
-            if body.products.is_some() || body.scopes.is_some() || body.pack.is_some() {
-                return Err(ApiError::invalid(
-                    "admin tokens take no products, pack or scopes",
-                ));
-            }
+            not_for("products", body.products.is_some())?;
+            not_for("pack", body.pack.is_some())?;
+            not_for("scopes", body.scopes.is_some())?;
+            not_for("channels", body.channels.is_some())?;
         }
     }
     let tx = conn.transaction().await?;

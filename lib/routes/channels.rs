@@ -56,6 +56,9 @@ fn expected_version<'de, D: serde::Deserializer<'de>>(
 
 /// `PUT /api/v1/releases/{product}/channels/{channel}`: promote or roll back.
 pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let mut conn = state.db.conn().await?;
+    // Credentials first: without valid ones, the body is not even parsed.
+    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     let slug = Slug::parse("product", req.param("product"))?;
     let channel = parse_channel(req.param("channel"))?;
     let body: MoveBody = req.json()?;
@@ -69,8 +72,6 @@ pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .transpose()?;
     let rollout_percent = rollout(body.rollout_percent)?;
 
-    let mut conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     principal.require_app(slug.as_str(), Scope::Promote, Some(channel))?;
     let product = products::get(&conn, slug.as_str()).await?;
     let tx = conn.transaction().await?;

@@ -8,7 +8,8 @@ use super::releases::public_cache;
 use crate::http::{ApiRequest, ApiResult, respond};
 use crate::state::AppState;
 
-/// The script, with `@HUB_URL@` replaced by the Hub's public URL. It runs under `dash`:
+/// The script, with `@HUB_URL_QUOTED@` and `@HUB_URL@` replaced by the Hub's public URL
+/// ([`script`]). It runs under `dash`:
 /// detects the architecture, resolves the channel's latest runner through the Hub,
 /// downloads through the Hub, verifies sha256, installs atomically, prints the version.
 const SCRIPT: &str = r#"#!/bin/sh
@@ -19,7 +20,8 @@ const SCRIPT: &str = r#"#!/bin/sh
 # hash of /etc/machine-id; decides this machine's bucket in staged rollouts).
 set -eu
 
-hub="${ATLAS_HUB_URL:-@HUB_URL@}"
+default_hub=@HUB_URL_QUOTED@
+hub="${ATLAS_HUB_URL:-$default_hub}"
 hub="${hub%/}"
 channel="${ATLAS_CHANNEL:-stable}"
 name="atlas-runner"
@@ -102,9 +104,18 @@ tmp=""
 echo "installed atlas-runner $version ($channel, linux/$arch) to $dir/$name"
 "#;
 
-/// The installer script with this Hub's URL.
+/// The installer script with this Hub's URL: in shell code only single-quoted (the
+/// configuration admits nothing but a plain URL, and quoting holds even if it did not); in
+/// the comment lines, only the characters such a URL has.
 pub fn script(hub_url: &str) -> String {
-    SCRIPT.replace("@HUB_URL@", hub_url)
+    let quoted = format!("'{}'", hub_url.replace('\'', r"'\''"));
+    let shown: String = hub_url
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ":/.-_~[]".contains(*c))
+        .collect();
+    SCRIPT
+        .replace("@HUB_URL_QUOTED@", &quoted)
+        .replace("@HUB_URL@", &shown)
 }
 
 /// Serves the installer.
@@ -116,4 +127,45 @@ pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         Some(script(&state.config.hub_url).into_bytes()),
         public_cache(&state),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the URL, running the script's first lines under `dash` never runs it: the
+    /// default is one single-quoted word.
+    #[test]
+    fn the_hub_url_is_quoted_in_the_script_whatever_it_holds() {
+        let dir = std::env::temp_dir().join(format!("atlas-installer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("ran");
+        for hostile in [
+            format!("http://x/$(touch {})", marker.display()),
+            format!("http://x/`touch {}`", marker.display()),
+            format!("http://x/'; touch {}; '", marker.display()),
+            format!("http://x/\"; touch {}; \"", marker.display()),
+            format!("http://x/\ntouch {}\n", marker.display()),
+        ] {
+            let text = script(&hostile);
+            // Up to the line that uses the URL: the assignments.
+            let head: String = text
+                .lines()
+                .take_while(|l| !l.starts_with("channel="))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let out = std::process::Command::new("dash")
+                .args(["-c", &format!("{head}printf '%s' \"$hub\"")])
+                .env_remove("ATLAS_HUB_URL")
+                .output()
+                .unwrap();
+            assert!(!marker.exists(), "{hostile:?} ran a command");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                hostile.trim_end_matches('/'),
+                "{head}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

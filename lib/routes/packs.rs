@@ -62,51 +62,36 @@ pub fn parse_pack_channel(s: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Authenticates a pack write: GitHub OIDC (`x-atlas-oidc-token`), a pack deploy token for
-/// exactly this pack (`x-atlas-pack-deploy-token`, refused when the pack is OIDC-only), or an
-/// operator's admin token. With `action`, the actor's limit for it is taken too (OIDC
-/// deploys count per repository).
-pub async fn authenticate_pack(
+/// A pack write's credential, verified but not yet matched against a pack.
+pub enum PackCredential {
+    /// A GitHub Actions OIDC token whose signature, issuer, audience and times hold.
+    Oidc(oidc::GithubClaims),
+    /// A deploy token (pack or admin) that exists, is not revoked and has not expired.
+    Token(tokens::Principal),
+}
+
+/// Verifies a pack write's credential before anything else is read: GitHub OIDC
+/// (`x-atlas-oidc-token`), a pack deploy token (`x-atlas-pack-deploy-token`) or an
+/// operator's admin token (`Authorization`). A request without valid credentials learns
+/// nothing but that: its body is not parsed and no pack is looked up.
+pub async fn verify_pack_credential(
     state: &AppState,
     db: &Conn,
     req: &ApiRequest,
-    pack: &Pack,
-    action: Option<Action>,
-) -> Result<Actor, ApiError> {
+) -> Result<PackCredential, ApiError> {
     let limits = &state.config.limits;
     let guard = AuthGuard::for_client(req.client_ip, limits.auth_failures);
     if let Some(token) = req.header(OIDC_HEADER) {
         if let Some(blocked) = guard.check(db).await? {
             return Err(blocked);
         }
-        let claims = match state.oidc.verify(token.trim()).await {
-            Ok(claims) => claims,
+        return match state.oidc.verify(token.trim()).await {
+            Ok(claims) => Ok(PackCredential::Oidc(claims)),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                return Err(guard.failed(db).await?.unwrap_or(e));
+                Err(guard.failed(db).await?.unwrap_or(e))
             }
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
         };
-        packs::check_publisher(pack, &claims)?;
-        if !packs::consume_jti(db, &claims.jti, claims.exp).await? {
-            return Err(oidc::invalid(
-                "replayed",
-                "this OIDC token was already used; request a fresh one for every call",
-            ));
-        }
-        req.meta.set_token_id(format!("oidc:{}", claims.jti));
-        if let Some(action) = action {
-            limits::take(
-                db,
-                limits,
-                action,
-                &format!("oidc:{}", claims.repository_id),
-            )
-            .await?;
-        }
-        return Ok(Actor {
-            name: claims.actor(),
-            token_id: None,
-        });
     }
     let principal = if let Some(token) = req.header(PACK_TOKEN_HEADER) {
         tokens::authenticate(db, &state.config.token_pepper, &guard, token.trim()).await?
@@ -123,6 +108,50 @@ pub async fn authenticate_pack(
         ));
     };
     req.meta.set_token_id(principal.token_id.to_string());
+    Ok(PackCredential::Token(principal))
+}
+
+/// Authorizes a verified credential for a write to `pack`: an OIDC token must come from the
+/// pack's trusted publisher (and is then used up: each `jti` once), a pack deploy token must
+/// be this pack's (and the pack must accept tokens). An admin token passes, `oidcOnly`
+/// included: an admin can change that setting anyway, and the deploy is audited with the
+/// admin's name. With `action`, the actor's limit for it is taken too (OIDC deploys count
+/// per repository).
+pub async fn authorize_pack(
+    state: &AppState,
+    db: &Conn,
+    req: &ApiRequest,
+    credential: PackCredential,
+    pack: &Pack,
+    action: Option<Action>,
+) -> Result<Actor, ApiError> {
+    let limits = &state.config.limits;
+    let principal = match credential {
+        PackCredential::Oidc(claims) => {
+            packs::check_publisher(pack, &claims)?;
+            if !packs::consume_jti(db, &claims.jti, claims.exp).await? {
+                return Err(oidc::invalid(
+                    "replayed",
+                    "this OIDC token was already used; request a fresh one for every call",
+                ));
+            }
+            req.meta.set_token_id(format!("oidc:{}", claims.jti));
+            if let Some(action) = action {
+                limits::take(
+                    db,
+                    limits,
+                    action,
+                    &format!("oidc:{}", claims.repository_id),
+                )
+                .await?;
+            }
+            return Ok(Actor {
+                name: claims.actor(),
+                token_id: None,
+            });
+        }
+        PackCredential::Token(principal) => principal,
+    };
     match principal.kind {
         TokenKind::Admin => {}
         TokenKind::Pack if principal.pack_id == Some(pack.id) => {
@@ -273,14 +302,22 @@ fn build_view(
 
 /// `POST /api/v1/packs/{pack}/deploy`: 201 created, 200 identical re-deploy, 409 different.
 pub async fn deploy(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let mut conn = state.db.conn().await?;
+    let credential = verify_pack_credential(&state, &conn, &req).await?;
     let slug = Slug::parse("pack", req.param("pack"))?;
     let body: DeployBody = req.json()?;
     let build = parse_build(&body.build)?;
     let channel = parse_pack_channel(&body.channel)?;
-
-    let mut conn = state.db.conn().await?;
     let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authenticate_pack(&state, &conn, &req, &pack, Some(Action::Publish)).await?;
+    let actor = authorize_pack(
+        &state,
+        &conn,
+        &req,
+        credential,
+        &pack,
+        Some(Action::Publish),
+    )
+    .await?;
     let artifacts = resolve(&conn, &pack, &build, &body.artifacts).await?;
     let digest = packs::content_digest(&artifacts);
 
@@ -382,6 +419,8 @@ fn expected_build<'de, D: serde::Deserializer<'de>>(
 
 /// `PUT /api/v1/packs/{pack}/channels/{channel}`: promote or roll back a pack channel.
 pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let mut conn = state.db.conn().await?;
+    let credential = verify_pack_credential(&state, &conn, &req).await?;
     let slug = Slug::parse("pack", req.param("pack"))?;
     let channel = parse_pack_channel(req.param("channel"))?;
     let body: MoveBody = req.json()?;
@@ -390,9 +429,8 @@ pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .expected_build
         .map(|e| e.as_deref().map(parse_build).transpose())
         .transpose()?;
-    let mut conn = state.db.conn().await?;
     let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authenticate_pack(&state, &conn, &req, &pack, None).await?;
+    let actor = authorize_pack(&state, &conn, &req, credential, &pack, None).await?;
     let tx = conn.transaction().await?;
     let target = packs::find_build(&tx, pack.id, &build)
         .await?

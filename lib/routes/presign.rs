@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::packs::{authenticate_pack, parse_build};
+use super::packs::{
+    OIDC_HEADER, PACK_TOKEN_HEADER, PackCredential, authorize_pack, parse_build,
+    verify_pack_credential,
+};
 use crate::db::Conn;
 use crate::domain::ids::{
     Arch, Os, Slug, Version, parse_content_type, parse_filename, parse_kind, parse_sha256,
@@ -70,21 +73,26 @@ fn required<'a>(v: &'a Option<String>, field: &str, what: &str) -> Result<&'a st
         .ok_or_else(|| ApiError::invalid(format!("{field} is required for a {what} upload")))
 }
 
-/// The storage key of a release artifact: derived, never chosen by the client.
+/// The storage key of a release artifact: derived, never chosen by the client, and
+/// content-addressed. The sha256 in the key means a key can only ever hold the bytes it
+/// names: a presign with a made-up sha256 that is never uploaded (a squatter's, or a CI run
+/// that died and rebuilt different bytes) occupies a key nobody else needs, instead of
+/// locking the version's file name for ever.
 pub fn release_key(
     product: &str,
     version: &str,
     os: &str,
     arch: &str,
     kind: &str,
+    sha256: &str,
     filename: &str,
 ) -> String {
-    format!("releases/{product}/{version}/{os}-{arch}/{kind}/{filename}")
+    format!("releases/{product}/{version}/{os}-{arch}/{kind}/{sha256}/{filename}")
 }
 
-/// The storage key of a pack build artifact.
-pub fn pack_key(pack: &str, build: &str, filename: &str) -> String {
-    format!("packs/{pack}/{build}/{filename}")
+/// The storage key of a pack build artifact (content-addressed, as [`release_key`]).
+pub fn pack_key(pack: &str, build: &str, sha256: &str, filename: &str) -> String {
+    format!("packs/{pack}/{build}/{sha256}/{filename}")
 }
 
 /// Fields every upload declares.
@@ -119,16 +127,70 @@ fn too_large(size: i64, owner: &str, limit: i64) -> ApiError {
 
 /// Presigns one upload.
 pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let body: PresignBody = req.json()?;
-    if body.pack.is_some() {
-        pack_upload(&state, &req, &body).await
+    // Credentials first: a request without valid ones learns nothing else, and its body is
+    // not parsed. Pack credentials come in their own headers; everything else is a bearer.
+    let conn = state.db.conn().await?;
+    let credential = if req.header(OIDC_HEADER).is_some() || req.header(PACK_TOKEN_HEADER).is_some()
+    {
+        verify_pack_credential(&state, &conn, &req).await?
     } else {
-        release_upload(&state, &req, &body).await
+        PackCredential::Token(tokens::authenticate_request(&conn, &state.config, &req).await?)
+    };
+    let body: PresignBody = req.json()?;
+    let answer = if body.pack.is_some() {
+        pack_upload(&state, &req, &conn, credential, &body).await
+    } else {
+        release_upload(&state, &conn, credential, &body).await
+    };
+    if answer.is_ok() {
+        prune_uploads(&state, &req);
     }
+    answer
 }
 
-async fn release_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) -> ApiResult {
+/// Deletes old unpublished upload rows ([`uploads::prune`]) after the response, at most once
+/// a minute per instance: presigns are what create them, so presigns clean up after them.
+fn prune_uploads(state: &Arc<AppState>, req: &ApiRequest) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST.load(Ordering::Relaxed);
+    if now < last + 60
+        || LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let state = state.clone();
+    let request_id = req.request_id().to_owned();
+    (req.meta.background)(Box::pin(async move {
+        let pruned = async { uploads::prune(&state.db.conn().await?).await }.await;
+        if let Err(e) = pruned {
+            eprintln!(
+                "{}",
+                json!({"level": "warn", "requestId": request_id, "event": "upload_prune_failed",
+                       "code": e.code, "cause": e.cause})
+            );
+        }
+    }));
+}
+
+async fn release_upload(
+    state: &AppState,
+    conn: &Conn,
+    credential: PackCredential,
+    body: &PresignBody,
+) -> ApiResult {
     let what = "release";
+    if body.build.is_some() {
+        return Err(ApiError::invalid(
+            "build is for pack uploads (with pack); a release upload takes product and version",
+        ));
+    }
     let product = Slug::parse("product", required(&body.product, "product", what)?)?;
     let version = Version::parse(required(&body.version, "version", what)?)?;
     let os = Os::parse(required(&body.os, "os", what)?)?;
@@ -136,15 +198,19 @@ async fn release_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) 
     let kind = parse_kind(required(&body.kind, "kind", what)?)?;
     let d = declared(body)?;
 
-    let conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config, req).await?;
+    let PackCredential::Token(principal) = credential else {
+        return Err(tokens::scope_denied(
+            "a GitHub OIDC token deploys packs only; release uploads need an app deploy token"
+                .into(),
+        ));
+    };
     principal.require_app(product.as_str(), Scope::Upload, None)?;
     // One round trip for both: the connection pipelines them.
     let limits = &state.config.limits;
     let actor = principal.token_id.to_string();
     let ((), product) = tokio::try_join!(
-        limits::take(&conn, limits, Action::Presign, &actor),
-        products::get(&conn, product.as_str()),
+        limits::take(conn, limits, Action::Presign, &actor),
+        products::get(conn, product.as_str()),
     )?;
     let limit = product
         .max_artifact_size
@@ -161,10 +227,11 @@ async fn release_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) 
         os.as_str(),
         arch.as_str(),
         &kind,
+        &d.sha256,
         &d.filename,
     );
-    if let Some(release) = releases::find(&conn, product.id, &version).await? {
-        let published = releases::artifacts(&conn, release.id).await?;
+    if let Some(release) = releases::find(conn, product.id, &version).await? {
+        let published = releases::artifacts(conn, release.id).await?;
         let same = published.iter().any(|a| {
             a.os == os.as_str()
                 && a.arch == arch.as_str()
@@ -197,14 +264,25 @@ async fn release_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) 
         sha256: d.sha256,
         content_type: d.content_type,
     };
-    presign_recorded(state, &conn, wanted, &principal.actor()).await
+    presign_recorded(state, conn, wanted, &principal.actor()).await
 }
 
-async fn pack_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) -> ApiResult {
+async fn pack_upload(
+    state: &AppState,
+    req: &ApiRequest,
+    conn: &Conn,
+    credential: PackCredential,
+    body: &PresignBody,
+) -> ApiResult {
     let what = "pack";
     if body.product.is_some() || body.version.is_some() {
         return Err(ApiError::invalid(
             "send either product and version (a release upload) or pack and build, not both",
+        ));
+    }
+    if body.os.is_some() || body.arch.is_some() || body.kind.is_some() {
+        return Err(ApiError::invalid(
+            "os, arch and kind are for release uploads; a pack upload takes pack, build and the file",
         ));
     }
     let slug = Slug::parse("pack", required(&body.pack, "pack", what)?)?;
@@ -214,12 +292,11 @@ async fn pack_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) -> 
         return Err(too_large(d.size, slug.as_str(), MAX_SINGLE_PUT));
     }
 
-    let conn = state.db.conn().await?;
-    let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authenticate_pack(state, &conn, req, &pack, Some(Action::Presign)).await?;
-    let key = pack_key(&pack.slug, &build, &d.filename);
-    if let Some(existing) = packs::find_build(&conn, pack.id, &build).await? {
-        let stored = packs::build_artifacts(&conn, existing.id).await?;
+    let pack = packs::get(conn, slug.as_str()).await?;
+    let actor = authorize_pack(state, conn, req, credential, &pack, Some(Action::Presign)).await?;
+    let key = pack_key(&pack.slug, &build, &d.sha256, &d.filename);
+    if let Some(existing) = packs::find_build(conn, pack.id, &build).await? {
+        let stored = packs::build_artifacts(conn, existing.id).await?;
         if !stored
             .iter()
             .any(|a| a.filename == d.filename && a.sha256 == d.sha256)
@@ -248,26 +325,36 @@ async fn pack_upload(state: &AppState, req: &ApiRequest, body: &PresignBody) -> 
         sha256: d.sha256,
         content_type: d.content_type,
     };
-    presign_recorded(state, &conn, wanted, &actor.name).await
+    presign_recorded(state, conn, wanted, &actor.name).await
 }
 
 /// Records the upload (or finds the one recorded for its key), then presigns the PUT.
 async fn presign_recorded(state: &AppState, conn: &Conn, wanted: Upload, actor: &str) -> ApiResult {
     let key = wanted.storage_key.clone();
     state.storage.check_key(&key)?;
-    let upload = match uploads::by_key(conn, &key).await? {
+    let mut upload = match uploads::by_key(conn, &key).await? {
         Some(existing) => existing,
         None => uploads::record(conn, &wanted, actor).await?,
     };
     if upload.sha256 != wanted.sha256 || upload.size != wanted.size {
-        return Err(ApiError::conflict(
-            "upload_conflict",
-            format!(
-                "{key} was already presigned for different content (sha256 {}, {} bytes); \
-                 stored artifacts are immutable: publish a new version",
-                upload.sha256, upload.size
-            ),
-        ));
+        // The key names the sha256, so only the size can differ, and real bytes have one
+        // size: one of the two declarations is made up. Storage decides: an upload that was
+        // never stored (or whose bytes fit this declaration) gives way to this one.
+        let stored = state.storage.head(&key).await?;
+        let fits = stored
+            .as_ref()
+            .is_some_and(|o| o.verify(&key, wanted.size as u64, &wanted.sha256).is_ok());
+        if stored.is_some() && !fits {
+            return Err(ApiError::conflict(
+                "upload_conflict",
+                format!(
+                    "{key} holds other content ({} bytes); stored artifacts are immutable: \
+                     publish a new version",
+                    upload.size
+                ),
+            ));
+        }
+        upload = uploads::replace(conn, upload.id, &wanted, actor).await?;
     }
     // A retry: say so when storage already holds exactly these bytes.
     let already_uploaded = if upload.id != wanted.id {
@@ -319,15 +406,17 @@ mod tests {
 
     #[test]
     fn the_longest_derivable_keys_fit_every_provider() {
+        let sha256 = "0".repeat(64);
         let release = release_key(
             &"p".repeat(63),
             &"1".repeat(MAX_VERSION_LEN),
             "windows",
             "riscv64",
             &"k".repeat(32),
+            &sha256,
             &"f".repeat(200),
         );
-        let pack = pack_key(&"p".repeat(63), &"b".repeat(64), &"f".repeat(200));
+        let pack = pack_key(&"p".repeat(63), &"b".repeat(64), &sha256, &"f".repeat(200));
         assert!(release.len() <= MAX_PATHNAME_LEN, "{}", release.len());
         assert!(pack.len() <= MAX_PATHNAME_LEN, "{}", pack.len());
     }

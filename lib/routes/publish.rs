@@ -109,7 +109,12 @@ async fn plan(
         parse_size(&format!("artifacts[{i}].size"), a.size)?;
         let label = format!("artifact {i} ({os}/{arch}/{kind})");
         let upload = match (&a.upload_id, &a.key) {
-            (Some(id), _) => uploads::by_id(db, *id).await?,
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "artifacts[{i}]: give uploadId or key from presign, not both"
+                )));
+            }
+            (Some(id), None) => uploads::by_id(db, *id).await?,
             (None, Some(key)) => {
                 let key = parse_storage_key(&format!("artifacts[{i}].key"), key)?;
                 uploads::by_key(db, &key).await?
@@ -242,34 +247,104 @@ fn version_exists(product: &str, version: &str) -> ApiError {
     )
 }
 
+/// What an identical re-publish asks of its channel.
+struct Intent<'a> {
+    channel: Option<&'static str>,
+    rollout_percent: Option<i16>,
+    actor: &'a Actor,
+}
+
+/// The answer to a re-publish of an existing release: 409 `version_exists` when the content
+/// differs; else 200, once what the request says of its channel holds. A re-run CI job
+/// means "this release on this channel": the channel is moved to it when it serves nothing
+/// or an older version (with the coverage check, under the channel's lock), and the request
+/// fails with 409 `channel_moved` when the channel serves a newer version (a re-publish never
+/// moves a channel back; a promote does, on purpose) or the release at another rollout than
+/// the one asked for. The request's intent either happens or fails loudly.
 async fn existing_answer(
     state: &AppState,
-    db: &impl Sql,
-    product: &str,
+    conn: &mut crate::db::Conn,
+    product: &Product,
     r: &Release,
     digest: &str,
+    intent: &Intent<'_>,
 ) -> ApiResult {
     if r.content_digest != digest {
-        return Err(version_exists(product, &r.version));
+        return Err(version_exists(&product.slug, &r.version));
     }
-    let artifacts = releases::artifacts(db, r.id).await?;
+    if let Some(channel) = intent.channel {
+        let tx = conn.transaction().await?;
+        let (serves, rollout) = channels::lock(&tx, product, channel).await?;
+        let moved = |why: String| {
+            ApiError::conflict(
+                "channel_moved",
+                format!(
+                    "{} {} is already published, but {}/{channel} {why}; move it on purpose with a promote",
+                    product.slug, r.version, product.slug
+                ),
+            )
+            .with_extra(json!({ "currentVersion": serves }))
+        };
+        let published = semver::Version::parse(&r.version).ok();
+        let older = |v: &str| match (semver::Version::parse(v), &published) {
+            (Ok(v), Some(published)) => v.cmp_precedence(published).is_lt(),
+            _ => false,
+        };
+        match serves.as_deref() {
+            Some(v) if v == r.version => {
+                if let Some(asked) = intent.rollout_percent
+                    && asked != rollout
+                {
+                    return Err(moved(format!(
+                        "offers it to {rollout}% of clients, not {asked}%"
+                    )));
+                }
+            }
+            Some(v) if !older(v) => {
+                return Err(moved(format!("serves {v}, which is newer")));
+            }
+            _ => {
+                channels::move_pointer(
+                    &tx,
+                    product,
+                    &Move {
+                        channel,
+                        target: r,
+                        expected: Some(serves.clone()),
+                        rollout_percent: intent.rollout_percent,
+                        force: false,
+                    },
+                    intent.actor,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    let artifacts = releases::artifacts(&*conn, r.id).await?;
     respond::json(
         StatusCode::OK,
-        &ReleaseView::new(&state.config.hub_url, product, r, &artifacts),
+        &ReleaseView::new(&state.config.hub_url, &product.slug, r, &artifacts),
     )
 }
 
 /// Publishes a release: 201 created, 200 identical re-publish, 409 different content.
 pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+    let mut conn = state.db.conn().await?;
+    // Credentials first: without valid ones, the body is not even parsed.
+    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     let slug = Slug::parse("product", req.param("product"))?;
     let body: PublishBody = req.json()?;
     let version = Version::parse(&body.version)?;
     let channel = body.channel.as_deref().map(parse_channel).transpose()?;
     let rollout_percent = rollout(body.rollout_percent)?;
+    if rollout_percent.is_some() && channel.is_none() {
+        return Err(ApiError::invalid(
+            "rolloutPercent needs channel: it is the share of the channel's clients offered the release",
+        ));
+    }
     parse_notes(&body.notes)?;
 
-    let mut conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     principal.require_app(slug.as_str(), Scope::Publish, channel)?;
     let limits = &state.config.limits;
     let actor = principal.token_id.to_string();
@@ -280,9 +355,31 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let version_str = version.to_string();
     let artifacts = plan(&conn, &product, &version_str, &body.artifacts).await?;
     let digest = releases::content_digest(&body.notes, &artifacts);
+    let actor = Actor {
+        name: principal.actor(),
+        token_id: Some(principal.token_id),
+    };
+    let intent = Intent {
+        channel,
+        rollout_percent,
+        actor: &actor,
+    };
 
     if let Some(existing) = releases::find(&conn, product.id, &version_str).await? {
-        return existing_answer(&state, &conn, &product.slug, &existing, &digest).await;
+        return existing_answer(&state, &mut conn, &product, &existing, &digest, &intent).await;
+    }
+    // The product's size limit as it is now: it may have been lowered since the presign.
+    if let Some(limit) = product.max_artifact_size
+        && let Some(a) = artifacts.iter().find(|a| a.size > limit)
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "artifact_too_large",
+            format!(
+                "{}/{}/{} ({}) is {} bytes, over {}'s limit of {limit} bytes per artifact",
+                a.os, a.arch, a.kind, a.filename, a.size, product.slug
+            ),
+        ));
     }
     let declared: Vec<Declared> = artifacts
         .iter()
@@ -295,10 +392,6 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .collect();
     verify_declared(&state.storage, &declared).await?;
 
-    let actor = Actor {
-        name: principal.actor(),
-        token_id: Some(principal.token_id),
-    };
     let tx = conn.transaction().await?;
     let Some(release) = releases::insert(
         &tx,
@@ -314,7 +407,7 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         // A concurrent publish of the same version committed first.
         drop(tx);
         let existing = releases::get(&conn, product.id, &product.slug, &version_str).await?;
-        return existing_answer(&state, &conn, &product.slug, &existing, &digest).await;
+        return existing_answer(&state, &mut conn, &product, &existing, &digest, &intent).await;
     };
     if let Some(channel) = channel {
         channels::move_pointer(

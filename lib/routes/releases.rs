@@ -611,11 +611,12 @@ pub async fn detail(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 }
 
 async fn set_yanked(state: Arc<AppState>, req: ApiRequest, yanked: bool) -> ApiResult {
+    let mut conn = state.db.conn().await?;
+    // Credentials first: without valid ones, nothing else is read.
+    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     let slug = Slug::parse("product", req.param("product"))?;
     let version = Version::parse(req.param("version"))?.to_string();
     req.no_body()?;
-    let mut conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
     principal.require_app(slug.as_str(), Scope::Yank, None)?;
     let product = products::get(&conn, slug.as_str()).await?;
     let tx = conn.transaction().await?;

@@ -628,9 +628,10 @@ async fn the_installer_installs_the_runner_under_dash_as_a_non_root_user() {
 #[tokio::test]
 async fn the_installer_refuses_a_tampered_object_and_leaves_nothing_behind() {
     let (hub, bytes) = runner_hub().await;
-    let object = hub
-        .bucket_dir
-        .join("releases/runner/1.3.0/linux-x86_64/binary/atlas-runner");
+    let object = hub.bucket_dir.join(format!(
+        "releases/runner/1.3.0/linux-x86_64/binary/{}/atlas-runner",
+        sha256_hex(&bytes)
+    ));
     assert_eq!(
         std::fs::read(&object).unwrap(),
         bytes,
@@ -651,6 +652,45 @@ async fn the_installer_refuses_a_tampered_object_and_leaves_nothing_behind() {
         Vec::<String>::new(),
         "partial files left behind"
     );
+}
+
+#[tokio::test]
+async fn hostile_hub_urls_never_run_as_shell_code() {
+    let (hub, _) = runner_hub().await;
+    let marker = work_dir().join(crate::support::unique_name("pwned"));
+    let m = marker.display();
+    for hostile in [
+        format!("$(touch {m})"),
+        format!("`touch {m}`"),
+        format!("http://127.0.0.1:1/\"; touch {m}; \""),
+        format!("'; touch {m}; '"),
+    ] {
+        let install = run_installer(&hub, &[("ATLAS_HUB_URL", hostile.as_str())], None);
+        assert!(!install.ok, "{hostile}: {}", install.output);
+        assert!(
+            !marker.exists(),
+            "{hostile:?} ran a command: {}",
+            install.output
+        );
+    }
+    // The Hub itself refuses to start with such a URL: it would be pasted into the script.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
+        .args(["serve", "--port", "0"])
+        .env("ATLAS_HUB_URL", format!("http://x/$(touch {m})"))
+        .env("DATABASE_URL", &hub.database_url)
+        .env("ATLAS_S3_BUCKET", "unused")
+        .env("ATLAS_S3_ENDPOINT", "http://127.0.0.1:9")
+        .env("ATLAS_S3_ACCESS_KEY_ID", "unused")
+        .env("ATLAS_S3_SECRET_ACCESS_KEY", "unused")
+        .env("ATLAS_TOKEN_PEPPER", crate::support::PEPPER)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("ATLAS_HUB_URL"),
+        "{stderr}"
+    );
+    assert!(!marker.exists());
 }
 
 #[tokio::test]

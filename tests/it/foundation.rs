@@ -260,6 +260,7 @@ fn echo(_state: Arc<AppState>, req: ApiRequest) -> BoxFuture<'static, ApiResult>
 /// A route outside `/api`, hosted like `/download/…`: its function lives at
 /// `/api/download/[product]/echo/[version]` and Vercel may hand it either path.
 static ECHO: Route = Route {
+    query: &["channel"],
     pattern: "/download/{product}/echo/{version}",
     methods: &[
         (Method::GET, echo as Handler),
@@ -322,6 +323,7 @@ async fn path_parameters_resolve_from_the_path_or_from_the_query() {
 
 /// The same handler under `/api`, where the function's file path has the route's shape.
 static ECHO_API: Route = Route {
+    query: &["channel"],
     pattern: "/api/v1/echo/{product}/{version}",
     methods: &[(Method::GET, echo as Handler)],
     api_file: "api/v1/echo/[product]/[version].rs",
@@ -712,9 +714,10 @@ async fn each_request_logs_one_json_line_and_never_a_secret() {
     let requests = [
         ("log-ok-1", "/api/health", 200, "/api/health"),
         (
+            // Refused (health takes no `token`), and still logged without the secret.
             "log-ok-2",
             "/api/health?token=secret-token-value",
-            200,
+            400,
             "/api/health",
         ),
         ("log-missing-1", "/api/nope", 404, "-"),
@@ -748,6 +751,8 @@ async fn each_request_logs_one_json_line_and_never_a_secret() {
         assert!(line["ts"].is_string(), "{line}");
         if status == 404 {
             assert_eq!(line["code"], "not_found", "{line}");
+        } else if status == 400 {
+            assert_eq!(line["code"], "invalid_input", "{line}");
         } else {
             assert!(line.get("code").is_none(), "{line}");
         }

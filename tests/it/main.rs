@@ -13,6 +13,7 @@ mod consumers;
 mod contract;
 mod faults;
 mod foundation;
+mod hardening;
 mod layout;
 mod limits;
 mod operators;

@@ -364,8 +364,9 @@ async fn presign_enforces_size_limits_and_immutability_of_keys() {
         "storage allowed an overwrite"
     );
 
-    // A body with another sha256 is refused by storage (400 BadDigest). s3s-fs keeps such a
-    // body anyway, so publish must catch it with its own HEAD check.
+    // A body with another sha256 is refused by storage (400 BadDigest) and not kept (as S3
+    // and R2 do; the local store drops it too), so publish finds nothing there, and the
+    // correct body can still be uploaded to the same key.
     let mut other = Artifact::new("linux", "aarch64", "tar.gz", "u");
     other.bytes.truncate(500);
     let (_, q) = presign(&hub, &app, "cli", "1.0.0", &other).await;
@@ -388,11 +389,17 @@ async fn presign_enforces_size_limits_and_immutability_of_keys() {
     .await;
     assert_eq!(
         (s, b["code"].as_str()),
-        (422, Some("object_mismatch")),
+        (422, Some("object_missing")),
         "{b}"
     );
+    assert_eq!(
+        curl_upload(&q, &other.bytes),
+        200,
+        "the refused body kept the key"
+    );
 
-    // A retry for the stored object says so; another sha256 for the same key is refused.
+    // A retry for the stored object says so. Other bytes for the same file name get a key
+    // of their own (keys are content-addressed): no presign can lock another's key.
     let (s, again) = presign(&hub, &app, "cli", "1.0.0", &small).await;
     assert_eq!((s, again["alreadyUploaded"].as_bool()), (200, Some(true)));
     assert_eq!(again["uploadId"], p["uploadId"]);
@@ -400,8 +407,13 @@ async fn presign_enforces_size_limits_and_immutability_of_keys() {
     changed.bytes.truncate(500);
     let (s, b) = presign(&hub, &app, "cli", "1.0.0", &changed).await;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (409, Some("upload_conflict")),
+        (s, b["alreadyUploaded"].as_bool()),
+        (200, Some(false)),
+        "{b}"
+    );
+    assert_ne!(b["key"], p["key"]);
+    assert!(
+        b["key"].as_str().unwrap().contains(&changed.sha256()),
         "{b}"
     );
 }
