@@ -816,8 +816,8 @@ fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
             );
         format!("\\set p random(1, 20)\n\\set k random(1, 6)\n{bound};\n")
     };
-    let lookup_sql = route_sql(atlas_hub::routes::releases::CHANNEL_PLATFORM_SQL);
-    let pooled_lookup_sql = route_sql(atlas_hub::routes::releases::CHANNEL_PLATFORM_POOLED);
+    let lookup_sql = route_sql(atlas_hub::domain::lookup::CHANNEL_PLATFORM_SQL);
+    let pooled_lookup_sql = route_sql(atlas_hub::domain::lookup::CHANNEL_PLATFORM_POOLED);
     let download_sql = format!(
         "\\set n random(1, {release_artifacts})\n\
          SELECT id, storage_key, filename FROM artifacts WHERE download_id = 'dl_' || md5(:n::text);\n"

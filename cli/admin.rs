@@ -79,7 +79,8 @@ pub async fn create_token(args: CreateTokenArgs) -> Result<(), String> {
         expires_at,
         created_by: format!("cli:{who}"),
     };
-    let api = |e: atlas_hub::http::ApiError| format!("{}: {}", e.code, e.cause.unwrap_or(e.detail));
+    let api =
+        |e: atlas_hub::error::ApiError| format!("{}: {}", e.code, e.cause.unwrap_or(e.detail));
     let tx = conn.transaction().await.map_err(api)?;
     let (id, token): (uuid::Uuid, Secret) = tokens::create(&tx, &config.token_pepper, &spec)
         .await

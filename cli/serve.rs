@@ -133,7 +133,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     println!("Atlas Hub listening on http://{addr}");
     println!("  try: curl http://{addr}/api/health");
 
-    let result = atlas_hub::hosts::local::serve(state, listener, shutdown_signal()).await;
+    let result = atlas_hub::hosts::local::serve(
+        atlas_hub::routes::router(state),
+        listener,
+        shutdown_signal(),
+    )
+    .await;
     drop(s3);
     if let Some(pg) = postgres {
         pg.stop();

@@ -1,18 +1,28 @@
 //! Atlas Hub: release distribution as Rust serverless functions.
 //!
 //! Layout (see the README's "where things live"):
-//! - [`http`]: request/response types, problem+json errors, the route table and its matcher.
-//! - [`routes`]: one module per endpoint family; handlers parse input, call the domain, shape output.
-//! - [`domain`]: identifiers, deploy tokens, releases, channels, audit, in terms of the database.
-//! - [`db`]: the connection pool, statement mode (direct or behind a transaction pooler), migrations.
-//! - [`storage`]: object storage providers (S3-compatible) behind one interface.
-//! - [`hosts`]: the three ways the same handlers are served: Vercel, AWS Lambda, one local process.
-//! - [`dev`]: what the local command starts when nothing is configured (private PostgreSQL, S3 store).
+//! Layers point one way: hosts → routes → http → state → domain → db / storage → config,
+//! with [`error`] beside them all.
+//! - [`hosts`]: the three ways the one router is served: Vercel, AWS Lambda, one local process.
+//! - [`routes`]: the route table (axum router + OpenAPI operations) and one module per
+//!   endpoint family; handlers take parsed input, call the domain, shape output.
+//! - [`http`]: extractors, middleware (request ids, the log line, problems, 304s), responses.
+//! - [`state`]: what a function instance builds once: configuration, pools, clients.
+//! - [`domain`]: identifiers, deploy tokens, releases, channels, packs, audit, the hot
+//!   lookup; all SQL.
+//! - [`db`]: the connection pool, statement mode (direct or behind a transaction pooler),
+//!   migrations, batched counters.
+//! - [`storage`]: object storage providers (S3-compatible, Vercel Blob) behind one interface.
+//! - [`config`]: the typed configuration, read once from the environment.
+//! - [`error`]: the one error type and its stable codes.
+//! - [`dev`]: what the local command starts when nothing is configured (private PostgreSQL,
+//!   S3 store, PgBouncer, a Blob store).
 
 pub mod config;
 pub mod db;
 pub mod dev;
 pub mod domain;
+pub mod error;
 pub mod hosts;
 pub mod http;
 pub mod routes;

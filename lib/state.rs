@@ -1,9 +1,11 @@
 //! What a function instance builds once and shares across invocations.
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain::lookup::LookupBatcher;
 use crate::domain::oidc::OidcVerifier;
-use crate::routes::releases::LookupBatcher;
 use crate::storage::Storage;
 
 /// Per-instance state: configuration, database pool, storage client.
@@ -11,27 +13,28 @@ pub struct AppState {
     /// The configuration read at start.
     pub config: Config,
     /// Database pool (connections open on first use).
-    pub db: Db,
+    pub db: Arc<Db>,
     /// Object storage provider.
     pub storage: Storage,
     /// GitHub Actions OIDC verification (keys fetched on first use).
     pub oidc: OidcVerifier,
     /// Concurrent channel lookups, sent to the database in batches.
-    pub lookups: LookupBatcher,
+    pub lookups: Arc<LookupBatcher>,
 }
 
 impl AppState {
     /// Builds the state from a configuration without any network I/O.
     pub fn new(config: Config) -> Result<Self, String> {
-        let db = Db::new(&config)?;
+        let db = Arc::new(Db::new(&config)?);
         let storage = Storage::new(&config.storage);
         let oidc = OidcVerifier::new(&config.oidc_issuer, config.oidc_audience.as_deref());
+        let lookups = LookupBatcher::new(db.clone(), config.db_pooler, &config.hub_url);
         Ok(Self {
             config,
             db,
             storage,
             oidc,
-            lookups: LookupBatcher::default(),
+            lookups,
         })
     }
 

@@ -54,5 +54,5 @@ pub fn semver_string() -> impl Strategy<Value = String> {
 
 /// The status and code of a refusal, for compact assertions.
 pub fn refusal(e: &crate::http::ApiError) -> (u16, &'static str) {
-    (e.status.as_u16(), e.code)
+    (e.status.as_u16(), e.code.as_str())
 }

@@ -179,7 +179,7 @@ pub async fn run(command: ReleaseCommand) -> Result<(), String> {
     done.map_err(String::from)
 }
 
-fn usage(e: atlas_hub::http::ApiError) -> ClientError {
+fn usage(e: atlas_hub::error::ApiError) -> ClientError {
     ClientError::Usage(e.detail)
 }
 

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 use super::{Conn, Sql};
-use crate::http::ApiError;
+use crate::error::ApiError;
 
 /// One migration file, compiled into every binary so code and schema move together.
 pub struct Migration {

@@ -20,7 +20,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, config::SslMode};
 
 use crate::config::{Config, Pooler};
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 /// How long a statement, `BEGIN` or `COMMIT` may wait for the database before the request
 /// gives up with 503 `db_unavailable`. The Hub's statements take milliseconds; without a
@@ -220,7 +220,7 @@ impl Db {
 pub fn schema_behind(current: i32) -> ApiError {
     ApiError::new(
         http::StatusCode::SERVICE_UNAVAILABLE,
-        "schema_behind",
+        Code::SchemaBehind,
         format!(
             "the database schema is at version {current} but this deployment needs {}; \
              run `atlas-hub migrate` against this database before deploying",

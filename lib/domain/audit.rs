@@ -6,7 +6,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::db::Sql;
-use crate::http::ApiError;
+use crate::error::ApiError;
 
 /// Who did something.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use super::audit::{self, Actor};
 use super::products::Product;
 use super::releases::Release;
 use crate::db::Sql;
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 /// A channel as clients see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -97,7 +97,7 @@ pub async fn move_pointer(
         && expected != &current_version
     {
         return Err(ApiError::conflict(
-            "channel_moved",
+            Code::ChannelMoved,
             format!(
                 "{}/{} points at {} now, not {}; re-read the channel and retry",
                 product.slug,
@@ -110,7 +110,7 @@ pub async fn move_pointer(
     }
     if m.target.yanked_at.is_some() {
         return Err(ApiError::conflict(
-            "release_yanked",
+            Code::ReleaseYanked,
             format!(
                 "{} {} is yanked; unyank it before pointing a channel at it",
                 product.slug, m.target.version
@@ -126,7 +126,7 @@ pub async fn move_pointer(
     let missing: Vec<String> = served.difference(&offered).cloned().collect();
     if !missing.is_empty() && !m.force {
         return Err(ApiError::unprocessable(
-            "platforms_missing",
+            Code::PlatformsMissing,
             format!(
                 "{} {} has no artifact for {} which {}/{} serves today; publish them or pass force",
                 product.slug,

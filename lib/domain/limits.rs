@@ -6,79 +6,13 @@
 //! request is not counted, and is answered 429 `rate_limited` with `Retry-After`.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use http::StatusCode;
 use tokio_postgres::types::Type;
 
+pub use crate::config::{Limits, Rate};
 use crate::db::Sql;
-use crate::http::ApiError;
-
-/// `count` requests per `period`, in bursts of up to `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Requests allowed per period (and the largest burst).
-    pub count: u32,
-    /// The period.
-    pub period: Duration,
-}
-
-impl Rate {
-    /// Parses `<count>/<period>`: `600/min`, `30/10min`, `5/s`, `100/1h`.
-    pub fn parse(s: &str) -> Option<Rate> {
-        let (count, period) = s.trim().split_once('/')?;
-        let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
-        let period = period.trim();
-        let split = period
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(period.len());
-        let (n, unit) = period.split_at(split);
-        let n: u64 = if n.is_empty() { 1 } else { n.parse().ok()? };
-        let unit_secs = match unit {
-            "s" => 1,
-            "min" => 60,
-            "h" => 3600,
-            _ => return None,
-        };
-        let secs = n
-            .checked_mul(unit_secs)
-            .filter(|s| (1..=86_400).contains(s))?;
-        Some(Rate {
-            count,
-            period: Duration::from_secs(secs),
-        })
-    }
-
-    /// How long after one request the bucket has room for the next.
-    fn emission_secs(self) -> f64 {
-        self.period.as_secs_f64() / f64::from(self.count)
-    }
-}
-
-/// The configured limits (`ATLAS_LIMIT_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Presigned uploads per actor (token, or OIDC repository).
-    pub presign: Rate,
-    /// Publishes and pack deploys per actor.
-    pub publish: Rate,
-    /// Failed authentications per client address.
-    pub auth_failures: Rate,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        let per_minute = |count| Rate {
-            count,
-            period: Duration::from_secs(60),
-        };
-        Limits {
-            presign: per_minute(600),
-            publish: per_minute(60),
-            auth_failures: per_minute(30),
-        }
-    }
-}
+use crate::error::{ApiError, Code};
 
 /// The limited action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +80,7 @@ async fn take_key(db: &impl Sql, key: &str, rate: Rate) -> Result<f64, ApiError>
 
 /// 429 `rate_limited` with `Retry-After` (whole seconds, at least 1).
 pub fn rate_limited(wait_secs: f64, detail: impl Into<String>) -> ApiError {
-    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::RateLimited, detail);
     e.retry_after = Some(wait_secs.ceil().clamp(1.0, 86_400.0) as u64);
     e
 }
@@ -224,6 +158,8 @@ impl AuthGuard {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -262,7 +198,7 @@ mod tests {
         assert_eq!(g.block_threshold_secs(), 45.0);
         let e = rate_limited(0.2, "x");
         assert_eq!(
-            (e.status.as_u16(), e.code, e.retry_after),
+            (e.status.as_u16(), e.code.as_str(), e.retry_after),
             (429, "rate_limited", Some(1))
         );
     }

@@ -1,12 +1,15 @@
 //! The domain: identifiers, deploy tokens, products, uploads, releases, channels, audit.
-//! SQL lives here, in functions over [`crate::db::Sql`]; handlers never write SQL.
+//! SQL lives here, in functions over [`crate::db::Sql`]; handlers never write SQL (the hot
+//! channel lookup and its batcher included: [`lookup`]).
 
 pub mod audit;
 pub mod channels;
 pub mod ids;
 pub mod limits;
+pub mod lookup;
 pub mod oidc;
 pub mod packs;
+pub mod page;
 pub mod products;
 pub mod releases;
 pub mod rollout;

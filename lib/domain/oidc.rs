@@ -12,7 +12,7 @@ use http::StatusCode;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Clock leeway for `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 60;
@@ -77,13 +77,13 @@ impl GithubClaims {
 
 /// 401 `oidc_invalid` with a machine `reason`.
 pub fn invalid(reason: &'static str, detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "oidc_invalid", detail)
+    ApiError::new(StatusCode::UNAUTHORIZED, Code::OidcInvalid, detail)
         .with_extra(serde_json::json!({ "reason": reason }))
 }
 
 /// 403 `oidc_claims_mismatch` with a machine `reason`.
 pub fn mismatch(reason: &'static str, detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "oidc_claims_mismatch", detail)
+    ApiError::new(StatusCode::FORBIDDEN, Code::OidcClaimsMismatch, detail)
         .with_extra(serde_json::json!({ "reason": reason }))
 }
 
@@ -172,7 +172,7 @@ impl OidcVerifier {
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             let mut err = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "oidc_unavailable",
+                Code::OidcUnavailable,
                 "the OIDC issuer's keys could not be fetched; retry later",
             );
             err.cause = Some(format!("{what}: {e}"));

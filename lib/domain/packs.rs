@@ -6,9 +6,12 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use super::oidc::{GithubClaims, mismatch};
+use super::audit::Actor;
+use super::limits::{self, Action, Limits};
+use super::oidc::{self, GithubClaims, mismatch};
+use super::tokens::{Principal, TokenKind, scope_denied};
 use crate::db::Sql;
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 /// The GitHub repository and workflow allowed to deploy a pack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -142,7 +145,7 @@ pub async fn create(db: &impl Sql, slug: &str, f: &PackFields) -> Result<Pack, A
     )
     .await?
     .map(|r| from_row(&r))
-    .ok_or_else(|| ApiError::conflict("pack_exists", format!("pack {slug:?} already exists")))
+    .ok_or_else(|| ApiError::conflict(Code::PackExists, format!("pack {slug:?} already exists")))
 }
 
 /// Updates the given fields; 404 when the pack does not exist.
@@ -511,7 +514,7 @@ pub async fn move_channel(
         && expected != current.as_deref()
     {
         return Err(ApiError::conflict(
-            "channel_moved",
+            Code::ChannelMoved,
             format!(
                 "pack channel {name} points at {} now, not {}; re-read it and retry",
                 current.as_deref().unwrap_or("nothing"),
@@ -535,4 +538,76 @@ pub async fn move_channel(
     )
     .await?;
     Ok(current)
+}
+
+/// A pack write's credential, verified but not yet matched against a pack.
+pub enum PackCredential {
+    /// A GitHub Actions OIDC token whose signature, issuer, audience and times hold.
+    Oidc(GithubClaims),
+    /// A deploy token (pack, or an operator's admin token) that is valid.
+    Token(Principal),
+}
+
+/// Authorizes a verified credential for a write to `pack`: an OIDC token must come from the
+/// pack's trusted publisher (and is then used up: each `jti` once), a pack deploy token must
+/// be this pack's (and the pack must accept tokens). An admin token passes, `oidcOnly`
+/// included: an admin can change that setting anyway, and the deploy is audited with the
+/// admin's name. With `action`, the actor's limit for it is taken too (OIDC deploys count
+/// per repository).
+pub async fn authorize(
+    db: &impl Sql,
+    limits: &Limits,
+    credential: PackCredential,
+    pack: &Pack,
+    action: Option<Action>,
+) -> Result<Actor, ApiError> {
+    let principal = match credential {
+        PackCredential::Oidc(claims) => {
+            check_publisher(pack, &claims)?;
+            if !consume_jti(db, &claims.jti, claims.exp).await? {
+                return Err(oidc::invalid(
+                    "replayed",
+                    "this OIDC token was already used; request a fresh one for every call",
+                ));
+            }
+            if let Some(action) = action {
+                limits::take(
+                    db,
+                    limits,
+                    action,
+                    &format!("oidc:{}", claims.repository_id),
+                )
+                .await?;
+            }
+            return Ok(Actor {
+                name: claims.actor(),
+                token_id: None,
+            });
+        }
+        PackCredential::Token(principal) => principal,
+    };
+    match principal.kind {
+        TokenKind::Admin => {}
+        TokenKind::Pack if principal.pack_id == Some(pack.id) => {
+            if pack.oidc_only {
+                return Err(scope_denied(format!(
+                    "pack {:?} accepts GitHub OIDC deploys only",
+                    pack.slug
+                )));
+            }
+        }
+        _ => {
+            return Err(scope_denied(format!(
+                "token {:?} may not deploy pack {:?}",
+                principal.name, pack.slug
+            )));
+        }
+    }
+    if let Some(action) = action {
+        limits::take(db, limits, action, &principal.token_id.to_string()).await?;
+    }
+    Ok(Actor {
+        name: principal.actor(),
+        token_id: Some(principal.token_id),
+    })
 }

@@ -7,7 +7,7 @@ use tokio_postgres::types::Type;
 
 use super::ids::{CHANNELS, Platform};
 use crate::db::Sql;
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 /// A product as stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -119,7 +119,7 @@ pub async fn create(db: &impl Sql, slug: &str, f: &ProductFields) -> Result<Prod
             ],
         )
         .await?
-        .ok_or_else(|| ApiError::conflict("product_exists", format!("product {slug:?} already exists")))?;
+        .ok_or_else(|| ApiError::conflict(Code::ProductExists, format!("product {slug:?} already exists")))?;
     let product = from_row(&row);
     let names: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
     db.query(

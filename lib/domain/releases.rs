@@ -8,7 +8,7 @@ use tokio_postgres::types::Type;
 
 use super::ids::Version;
 use crate::db::Sql;
-use crate::http::ApiError;
+use crate::error::ApiError;
 
 /// A release as stored.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 const SIG_HELP: &str = "pass the content of the .sig file Tauri's signer wrote (base64, as in \
                         tauri.conf.json / latest.json), not a URL, a path or the bare signature line";
@@ -15,7 +15,10 @@ pub type KeyId = [u8; 8];
 /// Parses a Tauri `signature` value and returns its key id.
 pub fn parse_signature(value: &str) -> Result<KeyId, ApiError> {
     let bad = |why: &str| {
-        ApiError::unprocessable("invalid_signature", format!("signature {why}: {SIG_HELP}"))
+        ApiError::unprocessable(
+            Code::InvalidSignature,
+            format!("signature {why}: {SIG_HELP}"),
+        )
     };
     if value.starts_with("http://") || value.starts_with("https://") {
         return Err(bad("is a URL"));
@@ -53,7 +56,7 @@ pub fn signed_version(value: &str) -> Option<String> {
 pub fn parse_public_key(value: &str) -> Result<(String, KeyId), ApiError> {
     let bad = || {
         ApiError::unprocessable(
-            "invalid_public_key",
+            Code::InvalidPublicKey,
             "updaterPublicKey must be Tauri's `pubkey` value (base64 of the minisign .pub file), \
              the .pub file text, or its key line",
         )

@@ -1,6 +1,8 @@
 //! Deploy tokens: prefixed, 256-bit random, stored only as HMAC-SHA256 digests keyed by
 //! `ATLAS_TOKEN_PEPPER`, with scopes, expiry, revocation and `lastUsedAt`.
 
+use std::net::IpAddr;
+
 use hmac::{KeyInit, Mac};
 use http::StatusCode;
 use rand::Rng;
@@ -13,7 +15,7 @@ use uuid::Uuid;
 use crate::config::{Config, Secret};
 use crate::db::Sql;
 use crate::domain::limits::AuthGuard;
-use crate::http::{ApiError, ApiRequest};
+use crate::error::{ApiError, Code};
 
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,18 +208,18 @@ impl Principal {
 
 /// 403 `scope_denied`.
 pub fn scope_denied(detail: String) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "scope_denied", detail)
+    ApiError::new(StatusCode::FORBIDDEN, Code::ScopeDenied, detail)
 }
 
-fn unauthorized(code: &'static str, detail: &str) -> ApiError {
+fn unauthorized(code: Code, detail: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
 }
 
-/// The bearer token of a request, or 401 `token_missing`.
-pub fn bearer(req: &ApiRequest) -> Result<&str, ApiError> {
-    let header = req.header("authorization").ok_or_else(|| {
+/// The bearer token of an `Authorization` header, or 401 `token_missing`.
+pub fn bearer(authorization: Option<&str>) -> Result<&str, ApiError> {
+    let header = authorization.ok_or_else(|| {
         unauthorized(
-            "token_missing",
+            Code::TokenMissing,
             "this route needs `Authorization: Bearer <token>` (CI: set ATLAS_APP_DEPLOY_TOKEN)",
         )
     })?;
@@ -234,7 +236,7 @@ pub fn parse_bearer(header: &str) -> Result<&str, ApiError> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             unauthorized(
-                "token_missing",
+                Code::TokenMissing,
                 "the Authorization header must be `Bearer <token>`",
             )
         })
@@ -281,7 +283,7 @@ pub async fn authenticate(
             return Err(blocked);
         }
         return Err(unauthorized(
-            "token_invalid",
+            Code::TokenInvalid,
             "the token is not an Atlas deploy token",
         ));
     }
@@ -322,13 +324,13 @@ pub async fn authenticate(
         )
         .await?;
     Err(match why {
-        None => unauthorized("token_invalid", "the token is not known to this Hub"),
+        None => unauthorized(Code::TokenInvalid, "the token is not known to this Hub"),
         Some(r) if r.get::<_, bool>("revoked") => unauthorized(
-            "token_revoked",
+            Code::TokenRevoked,
             "the token was revoked; ask an admin for a new one and update the CI secret",
         ),
         Some(r) if r.get::<_, bool>("expired") => unauthorized(
-            "token_expired",
+            Code::TokenExpired,
             "the token has expired; ask an admin for a new one and update the CI secret",
         ),
         // A valid token refused while its address was blocked, the block ending since.
@@ -336,17 +338,26 @@ pub async fn authenticate(
     })
 }
 
-/// Authenticates the request's bearer token and records its id for the request log.
-pub async fn authenticate_request(
+/// Authenticates a token presented from `client_ip` (failures count against the address).
+pub async fn authenticate_token(
     db: &impl Sql,
     config: &Config,
-    req: &ApiRequest,
+    token: &str,
+    client_ip: Option<IpAddr>,
 ) -> Result<Principal, ApiError> {
-    let token = bearer(req)?;
-    let guard = AuthGuard::for_client(req.client_ip, config.limits.auth_failures);
-    let principal = authenticate(db, &config.token_pepper, &guard, token).await?;
-    req.meta.set_token_id(principal.token_id.to_string());
-    Ok(principal)
+    let guard = AuthGuard::for_client(client_ip, config.limits.auth_failures);
+    authenticate(db, &config.token_pepper, &guard, token.trim()).await
+}
+
+/// Authenticates the bearer token of an `Authorization` header (401 `token_missing`
+/// without one).
+pub async fn authenticate_bearer(
+    db: &impl Sql,
+    config: &Config,
+    authorization: Option<&str>,
+    client_ip: Option<IpAddr>,
+) -> Result<Principal, ApiError> {
+    authenticate_token(db, config, bearer(authorization)?, client_ip).await
 }
 
 /// What to store for a new token.
@@ -531,4 +542,82 @@ mod props {
             }
         }
     }
+}
+
+impl From<&Principal> for crate::domain::audit::Actor {
+    fn from(p: &Principal) -> Self {
+        crate::domain::audit::Actor {
+            name: p.actor(),
+            token_id: Some(p.token_id),
+        }
+    }
+}
+
+/// A token as listed: never its secret (nor its digest).
+pub struct Listed {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// `app`, `pack` or `admin`.
+    pub kind: String,
+    /// Product slugs or `*`.
+    pub products: Vec<String>,
+    /// Pack slug (pack tokens).
+    pub pack: Option<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Channels or `*`.
+    pub channels: Vec<String>,
+    /// Issued.
+    pub created_at: OffsetDateTime,
+    /// Issued by.
+    pub created_by: String,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Revocation.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Last authenticated request, to the minute.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// Every token, newest first.
+pub async fn list(db: &impl Sql) -> Result<Vec<Listed>, ApiError> {
+    let rows = db
+        .query(
+            "SELECT t.id, t.name, t.kind, t.products, p.slug AS pack, t.scopes, t.channels, t.created_at,
+                    t.created_by, t.expires_at, t.revoked_at, t.last_used_at
+             FROM deploy_tokens t LEFT JOIN packs p ON p.id = t.pack_id ORDER BY t.created_at DESC",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Listed {
+            id: r.get("id"),
+            name: r.get("name"),
+            kind: r.get("kind"),
+            products: r.get("products"),
+            pack: r.get("pack"),
+            scopes: r.get("scopes"),
+            channels: r.get("channels"),
+            created_at: r.get("created_at"),
+            created_by: r.get("created_by"),
+            expires_at: r.get("expires_at"),
+            revoked_at: r.get("revoked_at"),
+            last_used_at: r.get("last_used_at"),
+        })
+        .collect())
+}
+
+/// Revokes token `id` (keeping the first revocation time); its name, or `None` when there
+/// is no such token.
+pub async fn revoke(db: &impl Sql, id: Uuid) -> Result<Option<String>, ApiError> {
+    Ok(db
+        .query_opt(
+            "UPDATE deploy_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING name",
+            &[(&id, Type::UUID)],
+        )
+        .await?
+        .map(|r| r.get(0)))
 }

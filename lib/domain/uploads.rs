@@ -5,7 +5,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::db::Sql;
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 /// A recorded upload.
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ pub async fn replace(
     .map(|r| from_row(&r))
     .ok_or_else(|| {
         ApiError::conflict(
-            "upload_conflict",
+            Code::UploadConflict,
             format!("{} was presigned again meanwhile; retry", u.storage_key),
         )
     })
@@ -172,4 +172,80 @@ pub async fn prune(db: &impl Sql) -> Result<u64, ApiError> {
         )
         .await?;
     Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+}
+
+/// Whose upload an artifact must be: a release's (product and version) or a pack build's.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// An artifact of `product_id`'s release `version`.
+    Release {
+        /// The product.
+        product_id: i64,
+        /// The version, as presigned.
+        version: &'a str,
+    },
+    /// A file of `pack_id`'s build `build`.
+    Pack {
+        /// The pack.
+        pack_id: i64,
+        /// The build id, as presigned.
+        build: &'a str,
+    },
+}
+
+/// The upload an artifact of a publish or deploy names (`uploadId` or `key`, not both),
+/// which must have been presigned for `owner`: the one rule, for releases and packs alike,
+/// that a caller can only publish what was presigned for what it publishes. `field` is the
+/// artifact's place in the body (`artifacts[2]`), `label` how errors name it.
+pub async fn resolve(
+    db: &impl Sql,
+    owner: Owner<'_>,
+    upload_id: Option<Uuid>,
+    key: Option<&str>,
+    field: &str,
+    label: &str,
+) -> Result<Upload, ApiError> {
+    let upload = match (upload_id, key) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(format!(
+                "{field}: give uploadId or key from presign, not both"
+            )));
+        }
+        (Some(id), None) => by_id(db, id).await?,
+        (None, Some(key)) => {
+            let key = crate::domain::ids::parse_storage_key(&format!("{field}.key"), key)?;
+            by_key(db, &key).await?
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(format!(
+                "{label} needs uploadId or key from presign"
+            )));
+        }
+    };
+    let (belongs, what) = match owner {
+        Owner::Release {
+            product_id,
+            version,
+        } => (
+            upload.as_ref().is_some_and(|u| {
+                u.product_id == Some(product_id) && u.version.as_deref() == Some(version)
+            }),
+            format!("version {version}"),
+        ),
+        Owner::Pack { pack_id, build } => (
+            upload
+                .as_ref()
+                .is_some_and(|u| u.pack_id == Some(pack_id) && u.build.as_deref() == Some(build)),
+            format!("build {build}"),
+        ),
+    };
+    match upload {
+        Some(u) if belongs => Ok(u),
+        _ => Err(ApiError::unprocessable(
+            Code::UploadUnknown,
+            format!(
+                "{label}: no presigned upload of this {what} matches; call /api/v1/storage/presign first"
+            ),
+        )),
+    }
 }

@@ -1,25 +1,15 @@
-//! AWS Lambda (API Gateway v2 / Function URLs) through `lambda_http`.
+//! AWS Lambda (API Gateway v2 / Function URLs) through `lambda_http`, which runs the router.
 
-use std::sync::Arc;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use lambda_http::{Error, RequestExt};
 
-use bytes::Bytes;
-use lambda_http::{Body, Error, Request, RequestExt, Response};
+use crate::http::ClientIp;
 
-use crate::http::dispatch::{BodyError, Incoming, dispatch};
-use crate::http::{MAX_BODY_BYTES, Route};
-use crate::state::AppState;
-
-/// Serves `route` from the Lambda runtime API.
-pub async fn run(state: Arc<AppState>, route: &'static Route) -> Result<(), Error> {
-    lambda_http::run(lambda_http::service_fn(move |req: Request| {
-        let state = state.clone();
-        async move { Ok::<_, Error>(handle(state, route, req).await) }
-    }))
-    .await
-}
-
-/// Runs one Lambda HTTP event through the dispatcher (public so tests can pass real events).
-pub async fn handle(state: Arc<AppState>, route: &'static Route, req: Request) -> Response<Body> {
+/// The client's address from the Lambda request context.
+async fn source_ip(mut req: Request, next: Next) -> Response {
     let client_ip = req
         .request_context_ref()
         .and_then(|ctx| match ctx {
@@ -28,34 +18,18 @@ pub async fn handle(state: Arc<AppState>, route: &'static Route, req: Request) -
             _ => None,
         })
         .and_then(|ip| ip.parse().ok());
-    let (parts, body) = req.into_parts();
-    let bytes = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(s) => Bytes::from(s),
-        Body::Binary(b) => Bytes::from(b),
-        #[allow(unreachable_patterns)]
-        _ => Bytes::new(),
-    };
-    let body = if bytes.len() <= MAX_BODY_BYTES {
-        Ok(bytes)
-    } else {
-        Err(BodyError::TooLarge)
-    };
-    let incoming = Incoming {
-        parts,
-        body,
-        client_ip,
-        background: super::spawn_background(),
-    };
-    let response = dispatch(state, super::single(route), incoming).await;
-    let (parts, body) = response.into_parts();
-    let body = if body.is_empty() {
-        Body::Empty
-    } else {
-        match String::from_utf8(body.to_vec()) {
-            Ok(text) => Body::Text(text),
-            Err(e) => Body::Binary(e.into_bytes()),
-        }
-    };
-    Response::from_parts(parts, body)
+    req.extensions_mut().insert(ClientIp(client_ip));
+    next.run(req).await
+}
+
+/// The router as Lambda runs it (public so tests can pass it real events).
+pub fn app(router: Router) -> Router {
+    Router::new()
+        .fallback_service(router)
+        .layer(axum::middleware::from_fn(source_ip))
+}
+
+/// Serves `router` from the Lambda runtime API.
+pub async fn run(router: Router) -> Result<(), Error> {
+    lambda_http::run(app(router)).await
 }

@@ -1,5 +1,7 @@
-//! The three hosts of the same handlers: Vercel (`vercel_runtime`), AWS Lambda
-//! (`lambda_http`), and one local process serving every route.
+//! The three hosts of the one router ([`crate::routes::router`]): Vercel (`vercel_runtime`,
+//! one binary per route), AWS Lambda (`lambda_http`), and one local process serving every
+//! route (`axum::serve`). Each adds what only it knows: the client's address, and how work
+//! runs after the response.
 
 pub mod lambda;
 pub mod local;
@@ -9,7 +11,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::http::Route;
 use crate::state::AppState;
 
 /// Builds the instance state from the environment, printing one clear message on failure.
@@ -24,13 +25,17 @@ pub fn state_from_environment() -> Result<Arc<AppState>, ExitCode> {
     })
 }
 
-/// Entry point of every `api/` function binary: serves the route whose pattern is
-/// `pattern`, on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else with `vercel_runtime`.
+/// Entry point of every `api/` function binary: the function for the route `pattern`
+/// (which must be one of [`crate::routes::FUNCTIONS`]), on Lambda when
+/// `AWS_LAMBDA_RUNTIME_API` is set, else with `vercel_runtime`.
 pub fn serve_function(pattern: &str) -> ExitCode {
-    let Some(route) = crate::routes::ROUTES.iter().find(|r| r.pattern == pattern) else {
+    if !crate::routes::FUNCTIONS
+        .iter()
+        .any(|f| f.pattern == pattern)
+    {
         eprintln!("atlas-hub: no route {pattern} in the route table");
         return ExitCode::FAILURE;
-    };
+    }
     let state = match state_from_environment() {
         Ok(s) => s,
         Err(code) => return code,
@@ -50,10 +55,11 @@ pub fn serve_function(pattern: &str) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let router = crate::routes::router(state);
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-            lambda::run(state, route).await
+            lambda::run(router).await
         } else {
-            vercel::run(state, route).await
+            vercel::run(router).await
         }
     });
     match result {
@@ -62,20 +68,5 @@ pub fn serve_function(pattern: &str) -> ExitCode {
             eprintln!("atlas-hub: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Background work on a host without `waitUntil`: a spawned task.
-pub fn spawn_background() -> crate::http::request::Background {
-    Arc::new(|fut| {
-        tokio::spawn(fut);
-    })
-}
-
-/// Whichever host, requests are handed to the dispatcher with this resolver for `route`.
-pub(crate) fn single(route: &'static Route) -> crate::http::dispatch::Resolve<'static> {
-    crate::http::dispatch::Resolve::Single {
-        route,
-        table: crate::routes::ROUTES,
     }
 }

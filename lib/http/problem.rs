@@ -1,158 +1,22 @@
-//! RFC 9457 problem details: the one error type every handler returns.
+//! [`ApiError`] as an `application/problem+json` response.
 
-use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
-use serde::Serialize;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
 
-/// How a problem detail quotes what the client sent: debug-escaped (controls and bidi
-/// characters shown as escapes, never interpreted) and cut after 80 characters, so a
-/// megabyte of input never comes back in the answer.
-pub fn quoted(value: &str) -> String {
-    let mut chars = value.chars();
-    let head: String = chars.by_ref().take(80).collect();
-    if chars.next().is_some() {
-        format!("{head:?}… ({} bytes)", value.len())
-    } else {
-        format!("{head:?}")
-    }
+use crate::error::ApiError;
+
+tokio::task_local! {
+    /// The request id of the request being answered, set by the request-log layer around
+    /// each request, so a problem body carries it wherever the problem was raised.
+    pub static REQUEST_ID: String;
 }
 
-/// An error answered as `application/problem+json` with a stable machine `code`.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable machine-readable code (`token_invalid`, `version_exists`, …).
-    pub code: &'static str,
-    /// Human-readable explanation for this occurrence.
-    pub detail: String,
-    /// Extra members merged into the body (e.g. `missing` platforms).
-    pub extra: Option<serde_json::Value>,
-    /// `Allow` header for 405 answers.
-    pub allow: Option<String>,
-    /// `Retry-After` seconds for 429 answers.
-    pub retry_after: Option<u64>,
-    /// The cause, logged and never sent to the client (5xx only).
-    pub cause: Option<String>,
-}
-
-impl ApiError {
-    /// An error with a status, code and detail.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            extra: None,
-            allow: None,
-            retry_after: None,
-            cause: None,
-        }
-    }
-
-    /// 400 with a code.
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
-    /// 404 `not_found`.
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
-    }
-
-    /// 409 with a code.
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, detail)
-    }
-
-    /// 422 with a code.
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
-    }
-
-    /// 400 `invalid_input`, for a field that fails validation.
-    pub fn invalid(detail: impl Into<String>) -> Self {
-        Self::bad_request("invalid_input", detail)
-    }
-
-    /// An opaque 500; `cause` goes to the log only.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the Hub failed to handle this request; it has been logged",
-        );
-        e.cause = Some(cause.to_string());
-        e
-    }
-
-    /// 503 `db_unavailable`; `cause` goes to the log only.
-    pub fn db_unavailable(cause: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "db_unavailable",
-            "the database is unreachable; retry later",
-        );
-        e.cause = Some(cause.to_string());
-        e
-    }
-
-    /// 503 `storage_unavailable`; `cause` goes to the log only.
-    pub fn storage_unavailable(cause: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "object storage is unreachable or refused the Hub's credentials; retry later",
-        );
-        e.cause = Some(cause.to_string());
-        e
-    }
-
-    /// Adds members to the problem body.
-    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
-        self.extra = Some(extra);
-        self
-    }
-
-    /// The RFC 9457 title for the status.
-    fn title(&self) -> &'static str {
-        self.status.canonical_reason().unwrap_or("Error")
-    }
-
-    /// Renders the problem+json response for a request id.
-    pub fn into_response(self, request_id: &str) -> http::Response<Bytes> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            #[serde(rename = "type")]
-            kind: &'static str,
-            title: &'a str,
-            status: u16,
-            detail: &'a str,
-            code: &'a str,
-            #[serde(rename = "requestId")]
-            request_id: &'a str,
-        }
-        let mut body = serde_json::to_value(Body {
-            // RFC 9457 §4.2.1: no URI of a page that would describe the problem (the Hub
-            // serves none, and must not point at a domain it does not own); the machine
-            // `code` says which problem it is, and `title` is the status's phrase.
-            kind: "about:blank",
-            title: self.title(),
-            status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
-            request_id,
-        })
-        .unwrap_or_default();
-        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
-            (self.extra.as_ref(), &mut body)
-        {
-            for (k, v) in extra {
-                map.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        let mut response = http::Response::new(Bytes::from(body.to_string()));
-        *response.status_mut() = self.status;
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = REQUEST_ID
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| "-".to_owned());
+        let mut response = (self.status, self.body(&request_id).to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -169,137 +33,8 @@ impl ApiError {
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        response.extensions_mut().insert(ErrorCode(self.code));
+        // For the request log: the code, and the cause of a 5xx (never sent).
+        response.extensions_mut().insert(self);
         response
-    }
-}
-
-/// The problem code of an error response, kept for the request log line.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
-
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // Text PostgreSQL cannot store (NUL) only ever comes from the client: the handlers
-        // refuse it field by field, and this keeps any field they miss a 400, not a 500.
-        if e.code() == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) {
-            let mut err = ApiError::invalid(
-                "a text value contains a character that cannot be stored (NUL); remove it",
-            );
-            err.cause = Some(format!("database: {e:?}"));
-            return err;
-        }
-        // The invariants the database holds itself (migrations/0003_invariants.sql): a
-        // write that lost a race against another is refused there, with the same answer the
-        // handler gives when it sees the conflict first.
-        if let Some(db) = e.as_db_error() {
-            let invariant = match db.code().code() {
-                "AH001" => Some("release_yanked"),
-                "AH002" => Some("channel_points_here"),
-                _ => None,
-            };
-            if let Some(code) = invariant {
-                let mut err = ApiError::conflict(code, db.message().to_owned());
-                if let Some(channels) = db.detail() {
-                    err = err.with_extra(serde_json::json!({
-                        "channels": channels.split(", ").collect::<Vec<_>>()
-                    }));
-                }
-                return err;
-            }
-        }
-        if database_unreachable(&e) {
-            ApiError::db_unavailable(format!("{e}: {e:?}"))
-        } else {
-            ApiError::internal(format!("database: {e:?}"))
-        }
-    }
-}
-
-/// Whether `e` says the database (or the pooler in front of it) cannot serve right now, as
-/// opposed to a statement the Hub got wrong: the connection broke or never opened, or the
-/// server refused for a reason that passes (shutting down, starting up, out of connections).
-fn database_unreachable(e: &tokio_postgres::Error) -> bool {
-    if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
-        // 08: connection exceptions (PgBouncer reports its own failures so); 53: insufficient
-        // resources (too many connections); 57P01–57P03: admin/crash shutdown, cannot connect now.
-        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
-    }
-    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-    // The other kinds (serializing, columns, row counts, parse errors) are bugs: 500.
-    io || e.is_closed()
-        || matches!(
-            e.to_string().as_str(),
-            "error connecting to server"
-                | "timeout waiting for server"
-                | "error performing TLS handshake"
-                | "error communicating with the server"
-                | "unexpected message from server"
-        )
-}
-
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError::db_unavailable(e)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn problem_body_has_every_rfc9457_member_and_the_code() {
-        let r = ApiError::conflict("version_exists", "1.0.0 exists")
-            .with_extra(serde_json::json!({"existing": "1.0.0"}))
-            .into_response("req-1");
-        assert_eq!(r.status(), StatusCode::CONFLICT);
-        assert_eq!(
-            r.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
-        for member in ["type", "title", "status", "detail", "code", "requestId"] {
-            assert!(body.get(member).is_some(), "missing {member}: {body}");
-        }
-        assert_eq!(body["code"], "version_exists");
-        assert_eq!(body["existing"], "1.0.0");
-        assert_eq!(body["status"], 409);
-    }
-
-    #[test]
-    fn internal_errors_never_leak_their_cause() {
-        let r = ApiError::internal("password=hunter2 at db.internal:5432").into_response("r");
-        let text = String::from_utf8(r.body().to_vec()).unwrap();
-        assert!(
-            !text.contains("hunter2") && !text.contains("db.internal"),
-            "{text}"
-        );
-    }
-}
-
-/// Properties of quoting client input in problem details.
-#[cfg(test)]
-mod props {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::test_support::hostile_string;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
-
-        #[test]
-        fn quoted_input_is_bounded_and_shows_no_control_or_bidi_character(s in hostile_string(300)) {
-            let q = quoted(&s);
-            // 80 characters, each at most a 10-character escape, plus the size note.
-            prop_assert!(q.chars().count() <= 80 * 10 + 40, "{}", q.len());
-            prop_assert!(!q.chars().any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c)), "{q}");
-            if s.chars().count() <= 80 {
-                prop_assert_eq!(q, format!("{s:?}"));
-            }
-        }
     }
 }

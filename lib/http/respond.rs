@@ -1,16 +1,18 @@
-//! Building responses: JSON, CDN-cacheable JSON with strong ETags, redirects.
+//! Building responses: JSON, CDN-cacheable answers with strong ETags (answered 304 by the
+//! conditional-GET layer, [`super::middleware::conditional`]), redirects.
 
-use bytes::Bytes;
+use axum::body::Body;
+use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiRequest, ApiResponse};
+use super::ApiError;
 
 /// A JSON response that must not be cached (CI and admin routes).
-pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<ApiResponse, ApiError> {
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
-    let mut r = http::Response::new(Bytes::from(body));
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -52,11 +54,6 @@ pub fn etag_of(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
-/// Whether the request's `If-None-Match` names `etag` (or `*`).
-fn not_modified(req: &ApiRequest, etag: &str) -> bool {
-    if_none_match(req.headers.get_all(header::IF_NONE_MATCH), etag)
-}
-
 /// Whether `If-None-Match` field values name `etag` or `*`, with the weak comparison
 /// RFC 9110 §13.1.2 prescribes (`W/` ignored). Values that are not visible ASCII match
 /// nothing.
@@ -69,26 +66,21 @@ pub fn if_none_match<'a>(values: impl IntoIterator<Item = &'a HeaderValue>, etag
         .any(|t| t == etag || t == "*")
 }
 
-/// A cacheable response: strong `ETag`, CDN `Cache-Control`, and 304 on a matching
-/// `If-None-Match`. A `None` body is a 204 (still cacheable: "no update" is an answer too).
+/// A cacheable response: strong `ETag` and CDN `Cache-Control` (the conditional-GET layer
+/// answers a matching `If-None-Match` with 304). A `None` body is a 204 (still cacheable:
+/// "no update" is an answer too).
 pub fn cached(
-    req: &ApiRequest,
     status: StatusCode,
     content_type: &'static str,
     body: Option<Vec<u8>>,
     policy: CachePolicy,
-) -> ApiResponse {
+) -> Response {
     let body = body.unwrap_or_default();
     let etag = etag_of(&body);
-    let (status, body) = if not_modified(req, &etag) {
-        (StatusCode::NOT_MODIFIED, Bytes::new())
-    } else {
-        (status, Bytes::from(body))
-    };
-    let mut r = http::Response::new(body);
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+    if status != StatusCode::NO_CONTENT {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     h.insert(header::CACHE_CONTROL, policy.header_value());
@@ -102,14 +94,9 @@ pub fn cached(
 }
 
 /// A cacheable JSON response (see [`cached`]).
-pub fn cached_json<T: Serialize>(
-    req: &ApiRequest,
-    value: &T,
-    policy: CachePolicy,
-) -> Result<ApiResponse, ApiError> {
+pub fn cached_json<T: Serialize>(value: &T, policy: CachePolicy) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
     Ok(cached(
-        req,
         StatusCode::OK,
         "application/json",
         Some(body),
@@ -118,8 +105,8 @@ pub fn cached_json<T: Serialize>(
 }
 
 /// A 302 to a short-lived URL: never cached, since the target expires.
-pub fn redirect(location: &str) -> Result<ApiResponse, ApiError> {
-    let mut r = http::Response::new(Bytes::new());
+pub fn redirect(location: &str) -> Result<Response, ApiError> {
+    let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::FOUND;
     let loc = HeaderValue::from_str(location).map_err(ApiError::internal)?;
     r.headers_mut().insert(header::LOCATION, loc);
@@ -129,8 +116,8 @@ pub fn redirect(location: &str) -> Result<ApiResponse, ApiError> {
 }
 
 /// 204 with no body, not cached.
-pub fn no_content() -> ApiResponse {
-    let mut r = http::Response::new(Bytes::new());
+pub fn no_content() -> Response {
+    let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

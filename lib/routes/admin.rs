@@ -1,76 +1,31 @@
-//! Admin routes: deploy tokens, products, audit log. Every handler requires an admin token.
+//! Admin routes: deploy tokens, products, packs, the audit log. Every handler takes an
+//! admin token ([`Admin`], verified before anything else of the request is read).
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio_postgres::types::Type;
-use uuid::Uuid;
 
-use crate::db::{Conn, Sql};
+use super::openapi::doc;
 use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Platform, Slug, is_hidden_control, parse_channel, parse_name};
+use crate::domain::packs::Pack;
 use crate::domain::packs::{self, PackFields, TrustedPublisher};
-use crate::domain::products::{self, ProductFields};
+use crate::domain::page::PageQuery;
+use crate::domain::products::{self, Product, ProductFields};
 use crate::domain::signature;
-use crate::domain::tokens::{self, Principal, Scope, TokenKind, TokenSpec};
-use crate::http::{ApiError, ApiRequest, ApiResult, quoted, respond};
+use crate::domain::tokens::{self, Scope, TokenKind, TokenSpec};
+use crate::error::{ApiError, Code};
+use crate::http::extract::{Admin, Json, NoBody, NoQuery, Path, Query};
+use crate::http::{ApiResult, quoted, respond};
 use crate::state::AppState;
-
-async fn admin(state: &AppState, req: &ApiRequest) -> Result<(Conn, Principal), ApiError> {
-    let conn = state.db.conn().await?;
-    let principal = tokens::authenticate_request(&conn, &state.config, req).await?;
-    principal.require_admin()?;
-    Ok((conn, principal))
-}
-
-fn actor(p: &Principal) -> Actor {
-    Actor {
-        name: p.actor(),
-        token_id: Some(p.token_id),
-    }
-}
-
-/// `limit` (1–100, default 20) and `cursor` query parameters.
-pub fn pagination(req: &ApiRequest) -> Result<(Option<i64>, i64), ApiError> {
-    parse_pagination(
-        req.query("limit").as_deref(),
-        req.query("cursor").as_deref(),
-    )
-}
-
-/// Parses `limit` and `cursor` (a positive id, as `nextCursor` returns it).
-pub fn parse_pagination(
-    limit: Option<&str>,
-    cursor: Option<&str>,
-) -> Result<(Option<i64>, i64), ApiError> {
-    let limit = match limit {
-        None => 20,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit must be a number from 1 to 100"))?,
-    };
-    let cursor = match cursor {
-        None => None,
-        // Exactly as `nextCursor` spells it: digits, no sign, no leading zero.
-        Some(c) => Some(
-            Some(c)
-                .filter(|c| c.bytes().all(|b| b.is_ascii_digit()) && !c.starts_with('0'))
-                .and_then(|c| c.parse::<i64>().ok())
-                .filter(|c| *c > 0)
-                .ok_or_else(|| ApiError::invalid("cursor is not one this API returned"))?,
-        ),
-    };
-    Ok((cursor, limit))
-}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct CreateToken {
+pub struct CreateToken {
     /// A name for people (1–100 characters).
     #[schema(min_length = 1)]
     name: String,
@@ -91,10 +46,25 @@ pub(crate) struct CreateToken {
     expires_in_days: Option<i64>,
 }
 
-/// `POST /api/v1/admin/tokens`: the plaintext token appears only in this response.
-pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (mut conn, principal) = admin(&state, &req).await?;
-    let body: CreateToken = req.json()?;
+/// Issues a token; the plaintext appears only in this answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tokens",
+    operation_id = "createToken",
+    tag = "admin",
+    summary = "Issue a token; its plaintext appears only in this answer.",
+    request_body = CreateToken,
+    responses((status = 201, description = "Issued.", body = doc::TokenCreated)),
+    security(("adminToken" = [])),
+    extensions(("x-problems" = json!([409, 413, 415]))),
+)]
+pub async fn create_token(
+    Admin(principal): Admin,
+    State(state): State<Arc<AppState>>,
+    _: Query<NoQuery>,
+    Json(body): Json<CreateToken>,
+) -> ApiResult {
+    let mut conn = state.db.conn().await?;
     let name = parse_name("name", &body.name)?;
     let kind = TokenKind::parse(&body.kind)
         .ok_or_else(|| ApiError::invalid("kind must be app, pack or admin"))?;
@@ -203,22 +173,16 @@ pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
                 .pack
                 .ok_or_else(|| ApiError::invalid("pack tokens need pack: the pack's slug"))?;
             Slug::parse("pack", &pack)?;
-            let row = conn
-                .query_opt(
-                    "SELECT id, oidc_only FROM packs WHERE slug = $1",
-                    &[(&pack, Type::TEXT)],
-                )
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("no pack {pack:?}")))?;
-            if row.get::<_, bool>("oidc_only") {
+            let found = packs::get(&conn, &pack).await?;
+            if found.oidc_only {
                 return Err(ApiError::conflict(
-                    "pack_oidc_only",
+                    Code::PackOidcOnly,
                     format!(
                         "pack {pack:?} accepts GitHub OIDC deploys only; no token can be issued for it"
                     ),
                 ));
             }
-            spec.pack_id = Some(row.get("id"));
+            spec.pack_id = Some(found.id);
         }
         TokenKind::Admin => {
             not_for("products", body.products.is_some())?;
@@ -231,7 +195,7 @@ pub async fn create_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let (id, plaintext) = tokens::create(&tx, &state.config.token_pepper, &spec).await?;
     audit::record(
         &tx,
-        &actor(&principal),
+        &Actor::from(&principal),
         "token.issue",
         &format!("token:{id}"),
         json!({"name": spec.name, "kind": kind.as_str(), "products": spec.products,
@@ -255,53 +219,75 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// `GET /api/v1/admin/tokens`: never the secret.
-pub async fn list_tokens(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (conn, _) = admin(&state, &req).await?;
-    let rows = conn
-        .query(
-            "SELECT t.id, t.name, t.kind, t.products, p.slug AS pack, t.scopes, t.channels, t.created_at,
-                    t.created_by, t.expires_at, t.revoked_at, t.last_used_at
-             FROM deploy_tokens t LEFT JOIN packs p ON p.id = t.pack_id ORDER BY t.created_at DESC",
-            &[],
-        )
-        .await?;
-    let opt = |r: &tokio_postgres::Row, c: &str| r.get::<_, Option<OffsetDateTime>>(c).map(rfc3339);
-    let tokens: Vec<_> = rows
+/// Every token, newest first: never the secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tokens",
+    operation_id = "listTokens",
+    tag = "admin",
+    summary = "Deploy tokens (never their secrets).",
+    responses((status = 200, description = "Tokens.", body = doc::TokenList)),
+    security(("adminToken" = [])),
+)]
+pub async fn list_tokens(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    _: Query<NoQuery>,
+) -> ApiResult {
+    let conn = state.db.conn().await?;
+    let tokens: Vec<_> = tokens::list(&conn)
+        .await?
         .iter()
-        .map(|r| {
+        .map(|t| {
             json!({
-                "id": r.get::<_, Uuid>("id"), "name": r.get::<_, String>("name"),
-                "kind": r.get::<_, String>("kind"), "products": r.get::<_, Vec<String>>("products"),
-                "pack": r.get::<_, Option<String>>("pack"), "scopes": r.get::<_, Vec<String>>("scopes"),
-                "channels": r.get::<_, Vec<String>>("channels"),
-                "createdAt": rfc3339(r.get("created_at")), "createdBy": r.get::<_, String>("created_by"),
-                "expiresAt": opt(r, "expires_at"), "revokedAt": opt(r, "revoked_at"),
-                "lastUsedAt": opt(r, "last_used_at"),
+                "id": t.id, "name": t.name, "kind": t.kind, "products": t.products,
+                "pack": t.pack, "scopes": t.scopes, "channels": t.channels,
+                "createdAt": rfc3339(t.created_at), "createdBy": t.created_by,
+                "expiresAt": t.expires_at.map(rfc3339), "revokedAt": t.revoked_at.map(rfc3339),
+                "lastUsedAt": t.last_used_at.map(rfc3339),
             })
         })
         .collect();
     respond::json(StatusCode::OK, &json!({ "tokens": tokens }))
 }
 
-/// `DELETE /api/v1/admin/tokens/{id}`: revoke (idempotent), 204.
-pub async fn revoke_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (mut conn, principal) = admin(&state, &req).await?;
-    req.no_body()?;
-    let id = Uuid::parse_str(req.param("id"))
-        .map_err(|_| ApiError::not_found(format!("no token {}", quoted(req.param("id")))))?;
+/// `{id}` of a token.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenPath {
+    /// Token id.
+    id: String,
+}
+
+/// Revokes a token (idempotent).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/tokens/{id}",
+    operation_id = "revokeToken",
+    tag = "admin",
+    summary = "Revoke a token (idempotent).",
+    params(TokenPath),
+    responses((status = 204, description = "Revoked.")),
+    security(("adminToken" = [])),
+    extensions(("x-problems" = json!([413, 415]))),
+)]
+pub async fn revoke_token(
+    Admin(principal): Admin,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<TokenPath>,
+    _: Query<NoQuery>,
+    _: NoBody,
+) -> ApiResult {
+    let id = uuid::Uuid::parse_str(&path.id)
+        .map_err(|_| ApiError::not_found(format!("no token {}", quoted(&path.id))))?;
+    let mut conn = state.db.conn().await?;
     let tx = conn.transaction().await?;
-    let row = tx
-        .query_opt(
-            "UPDATE deploy_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING name",
-            &[(&id, Type::UUID)],
-        )
+    let name = tokens::revoke(&tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no token {id}")))?;
-    let name: String = row.get(0);
     audit::record(
         &tx,
-        &actor(&principal),
+        &Actor::from(&principal),
         "token.revoke",
         &format!("token:{id}"),
         json!({"name": name}),
@@ -313,7 +299,7 @@ pub async fn revoke_token(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct ProductBody {
+pub struct ProductBody {
     /// Slug (create; on update it must match the path).
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     slug: Option<String>,
@@ -366,10 +352,25 @@ fn product_fields(body: ProductBody) -> Result<ProductFields, ApiError> {
     })
 }
 
-/// `POST /api/v1/admin/products`.
-pub async fn create_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (mut conn, principal) = admin(&state, &req).await?;
-    let mut body: ProductBody = req.json()?;
+/// Creates a product and its three channels.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products",
+    operation_id = "createProduct",
+    tag = "admin",
+    summary = "Create a product.",
+    request_body = ProductBody,
+    responses((status = 201, description = "Created.", body = Product)),
+    security(("adminToken" = [])),
+    extensions(("x-problems" = json!([409, 413, 415, 422]))),
+)]
+pub async fn create_product(
+    Admin(principal): Admin,
+    State(state): State<Arc<AppState>>,
+    _: Query<NoQuery>,
+    Json(mut body): Json<ProductBody>,
+) -> ApiResult {
+    let mut conn = state.db.conn().await?;
     let slug = body
         .slug
         .take()
@@ -380,7 +381,7 @@ pub async fn create_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult 
     let product = products::create(&tx, slug.as_str(), &fields).await?;
     audit::record(
         &tx,
-        &actor(&principal),
+        &Actor::from(&principal),
         "product.create",
         slug.as_str(),
         json!(product),
@@ -390,11 +391,28 @@ pub async fn create_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult 
     respond::json(StatusCode::CREATED, &product)
 }
 
-/// `PATCH /api/v1/admin/products/{product}`.
-pub async fn update_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (mut conn, principal) = admin(&state, &req).await?;
-    let slug = Slug::parse("product", req.param("product"))?;
-    let body: ProductBody = req.json()?;
+/// Changes a product's name, required platforms, size limit or updater key.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/products/{product}",
+    operation_id = "updateProduct",
+    tag = "admin",
+    summary = "Change a product.",
+    params(super::releases::ProductPath),
+    request_body = ProductBody,
+    responses((status = 200, description = "Changed.", body = Product)),
+    security(("adminToken" = [])),
+    extensions(("x-problems" = json!([413, 415, 422]))),
+)]
+pub async fn update_product(
+    Admin(principal): Admin,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<super::releases::ProductPath>,
+    _: Query<NoQuery>,
+    Json(body): Json<ProductBody>,
+) -> ApiResult {
+    let slug = path.product;
+    let mut conn = state.db.conn().await?;
     if body.slug.as_deref().is_some_and(|s| s != slug.as_str()) {
         return Err(ApiError::invalid("a product's slug cannot change"));
     }
@@ -403,7 +421,7 @@ pub async fn update_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult 
     let product = products::update(&tx, slug.as_str(), &fields).await?;
     audit::record(
         &tx,
-        &actor(&principal),
+        &Actor::from(&principal),
         "product.update",
         slug.as_str(),
         json!(product),
@@ -413,19 +431,47 @@ pub async fn update_product(state: Arc<AppState>, req: ApiRequest) -> ApiResult 
     respond::json(StatusCode::OK, &product)
 }
 
-/// `GET /api/v1/admin/products`.
-pub async fn list_products(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (conn, _) = admin(&state, &req).await?;
+/// Every product.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/products",
+    operation_id = "listProducts",
+    tag = "admin",
+    summary = "Products.",
+    responses((status = 200, description = "Products.", body = doc::ProductList)),
+    security(("adminToken" = [])),
+)]
+pub async fn list_products(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    _: Query<NoQuery>,
+) -> ApiResult {
+    let conn = state.db.conn().await?;
     respond::json(
         StatusCode::OK,
         &json!({ "products": products::list(&conn).await? }),
     )
 }
 
-/// `GET /api/v1/admin/audit?limit=&cursor=`: newest first.
-pub async fn audit_log(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (conn, _) = admin(&state, &req).await?;
-    let (cursor, limit) = pagination(&req)?;
+/// Every write (publish, deploy, channel move, yank, token issue and revoke, product and
+/// pack changes) with who and when, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    operation_id = "auditLog",
+    tag = "admin",
+    summary = "Every write, newest first.",
+    params(PageQuery),
+    responses((status = 200, description = "A page of entries.", body = doc::AuditPage)),
+    security(("adminToken" = [])),
+)]
+pub async fn audit_log(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult {
+    let conn = state.db.conn().await?;
+    let (cursor, limit) = page.parse()?;
     let entries = audit::page(&conn, cursor, limit).await?;
     let next = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.id.to_string()))
@@ -438,7 +484,7 @@ pub async fn audit_log(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct PackBody {
+pub struct PackBody {
     /// Slug (create; on update it must match the path).
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     slug: Option<String>,
@@ -507,10 +553,25 @@ fn pack_fields(body: PackBody) -> Result<PackFields, ApiError> {
     })
 }
 
-/// `POST /api/v1/admin/packs`.
-pub async fn create_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (mut conn, principal) = admin(&state, &req).await?;
-    let mut body: PackBody = req.json()?;
+/// Creates a pack, optionally with its trusted GitHub publisher.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/packs",
+    operation_id = "createPack",
+    tag = "admin",
+    summary = "Create a pack, optionally with its trusted publisher.",
+    request_body = PackBody,
+    responses((status = 201, description = "Created.", body = Pack)),
+    security(("adminToken" = [])),
+    extensions(("x-problems" = json!([409, 413, 415, 422]))),
+)]
+pub async fn create_pack(
+    Admin(principal): Admin,
+    State(state): State<Arc<AppState>>,
+    _: Query<NoQuery>,
+    Json(mut body): Json<PackBody>,
+) -> ApiResult {
+    let mut conn = state.db.conn().await?;
     let slug = body
         .slug
         .take()
@@ -521,7 +582,7 @@ pub async fn create_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let pack = packs::create(&tx, slug.as_str(), &fields).await?;
     audit::record(
         &tx,
-        &actor(&principal),
+        &Actor::from(&principal),
         "pack.create",
         slug.as_str(),
         json!(pack),
@@ -531,11 +592,37 @@ pub async fn create_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     respond::json(StatusCode::CREATED, &pack)
 }
 
-/// `PATCH /api/v1/admin/packs/{pack}`.
-pub async fn update_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (mut conn, principal) = admin(&state, &req).await?;
-    let slug = Slug::parse("pack", req.param("pack"))?;
-    let body: PackBody = req.json()?;
+/// `{pack}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PackPath {
+    /// Pack slug.
+    #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    pub pack: Slug,
+}
+
+/// Changes a pack's name, OIDC-only setting or trusted publisher.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/packs/{pack}",
+    operation_id = "updatePack",
+    tag = "admin",
+    summary = "Change a pack.",
+    params(PackPath),
+    request_body = PackBody,
+    responses((status = 200, description = "Changed.", body = Pack)),
+    security(("adminToken" = [])),
+    extensions(("x-problems" = json!([413, 415, 422]))),
+)]
+pub async fn update_pack(
+    Admin(principal): Admin,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<PackPath>,
+    _: Query<NoQuery>,
+    Json(body): Json<PackBody>,
+) -> ApiResult {
+    let slug = path.pack;
+    let mut conn = state.db.conn().await?;
     if body.slug.as_deref().is_some_and(|s| s != slug.as_str()) {
         return Err(ApiError::invalid("a pack's slug cannot change"));
     }
@@ -544,7 +631,7 @@ pub async fn update_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let pack = packs::update(&tx, slug.as_str(), &fields).await?;
     audit::record(
         &tx,
-        &actor(&principal),
+        &Actor::from(&principal),
         "pack.update",
         slug.as_str(),
         json!(pack),
@@ -554,54 +641,24 @@ pub async fn update_pack(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     respond::json(StatusCode::OK, &pack)
 }
 
-/// `GET /api/v1/admin/packs`.
-pub async fn list_packs(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let (conn, _) = admin(&state, &req).await?;
+/// Every pack.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/packs",
+    operation_id = "listPacks",
+    tag = "admin",
+    summary = "Packs.",
+    responses((status = 200, description = "Packs.", body = doc::PackList)),
+    security(("adminToken" = [])),
+)]
+pub async fn list_packs(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    _: Query<NoQuery>,
+) -> ApiResult {
+    let conn = state.db.conn().await?;
     respond::json(
         StatusCode::OK,
         &json!({ "packs": packs::list(&conn).await? }),
     )
-}
-
-/// Properties of the pagination parameters: any input is a page or a 400, and every cursor
-/// the API returns (a positive id) is accepted as it was printed.
-#[cfg(test)]
-mod props {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::test_support::{hostile_string, refusal};
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
-
-        #[test]
-        fn returned_cursors_round_trip(id in 1i64..=i64::MAX, limit in 1i64..=100) {
-            let (cursor, l) = parse_pagination(Some(&limit.to_string()), Some(&id.to_string())).unwrap();
-            prop_assert_eq!((cursor, l), (Some(id), limit));
-        }
-
-        #[test]
-        fn any_query_is_a_page_or_invalid_input(
-            limit in prop::option::of(prop_oneof![hostile_string(12), "-?[0-9]{1,21}", "\\+[0-9]{1,3}"]),
-            cursor in prop::option::of(prop_oneof![hostile_string(12), "-?[0-9]{1,21}", "0[0-9]{1,4}", "\\+[0-9]{1,4}"]),
-        ) {
-            match parse_pagination(limit.as_deref(), cursor.as_deref()) {
-                Ok((c, l)) => {
-                    prop_assert!((1..=100).contains(&l));
-                    if let Some(c) = c {
-                        prop_assert!(c > 0);
-                        let printed = c.to_string();
-                        prop_assert_eq!(cursor.as_deref(), Some(printed.as_str()));
-                    } else {
-                        prop_assert!(cursor.is_none());
-                    }
-                    if limit.is_none() {
-                        prop_assert_eq!(l, 20);
-                    }
-                }
-                Err(e) => prop_assert_eq!(refusal(&e), (400, "invalid_input")),
-            }
-        }
-    }
 }

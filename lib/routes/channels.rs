@@ -2,37 +2,64 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::openapi::doc;
+use super::public_cache;
 use super::publish::rollout;
-use super::releases::public_cache;
+use super::releases::ProductPath;
 use crate::domain::audit::Actor;
 use crate::domain::channels::{self, Move};
 use crate::domain::ids::{Slug, Version, parse_channel};
-use crate::domain::tokens::{self, Scope};
+use crate::domain::tokens::Scope;
 use crate::domain::{products, releases};
-use crate::http::{ApiRequest, ApiResult, respond};
+use crate::http::extract::{Caller, Json, NoQuery, Path, Query};
+use crate::http::{ApiResult, respond};
 use crate::state::AppState;
 
-/// `GET /api/v1/releases/{product}/channels`.
-pub async fn list(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let slug = Slug::parse("product", req.param("product"))?;
+/// Every channel of a product: version, previous version, rollout, last move.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{product}/channels",
+    operation_id = "listChannels",
+    tag = "releases",
+    summary = "Every channel of a product.",
+    params(ProductPath),
+    responses((status = 200, description = "The channels.", body = doc::ChannelList)),
+    extensions(("x-problems" = json!([304]))),
+)]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<ProductPath>,
+    _: Query<NoQuery>,
+) -> ApiResult {
     let conn = state.db.conn().await?;
-    let product = products::get(&conn, slug.as_str()).await?;
+    let product = products::get(&conn, path.product.as_str()).await?;
     let list = channels::list(&conn, product.id).await?;
     respond::cached_json(
-        &req,
         &json!({ "product": product.slug, "channels": list }),
         public_cache(&state),
     )
 }
 
+/// `{product}/channels/{channel}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ChannelPath {
+    /// Product slug.
+    #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    product: Slug,
+    /// Channel name (`stable`, `beta` or `dev`; any other is 404).
+    channel: String,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = ChannelMove)]
-pub(crate) struct MoveBody {
+pub struct MoveBody {
     /// Release to point at.
     #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$", max_length = 129)]
     version: String,
@@ -54,14 +81,28 @@ fn expected_version<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// `PUT /api/v1/releases/{product}/channels/{channel}`: promote or roll back.
-pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let mut conn = state.db.conn().await?;
-    // Credentials first: without valid ones, the body is not even parsed.
-    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
-    let slug = Slug::parse("product", req.param("product"))?;
-    let channel = parse_channel(req.param("channel"))?;
-    let body: MoveBody = req.json()?;
+/// Promote or roll back: points a channel at a published release, with compare-and-swap on
+/// `expectedVersion` and the platform coverage check (`force` skips it, audited).
+#[utoipa::path(
+    put,
+    path = "/api/v1/releases/{product}/channels/{channel}",
+    operation_id = "moveChannel",
+    tag = "ci",
+    summary = "Promote or roll back: point a channel at a release (compare-and-swap).",
+    params(ChannelPath),
+    request_body = MoveBody,
+    responses((status = 200, description = "The channel, moved.", body = doc::ChannelMoved)),
+    security(("appToken" = [])),
+    extensions(("x-problems" = json!([409, 413, 415, 422]))),
+)]
+pub async fn put(
+    Caller(principal): Caller,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<ChannelPath>,
+    _: Query<NoQuery>,
+    Json(body): Json<MoveBody>,
+) -> ApiResult {
+    let channel = parse_channel(&path.channel)?;
     let version = Version::parse(&body.version)?.to_string();
     let expected = body
         .expected_version
@@ -72,14 +113,11 @@ pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         .transpose()?;
     let rollout_percent = rollout(body.rollout_percent)?;
 
-    principal.require_app(slug.as_str(), Scope::Promote, Some(channel))?;
-    let product = products::get(&conn, slug.as_str()).await?;
+    principal.require_app(path.product.as_str(), Scope::Promote, Some(channel))?;
+    let mut conn = state.db.conn().await?;
+    let product = products::get(&conn, path.product.as_str()).await?;
     let tx = conn.transaction().await?;
     let target = releases::get(&tx, product.id, &product.slug, &version).await?;
-    let actor = Actor {
-        name: principal.actor(),
-        token_id: Some(principal.token_id),
-    };
     let view = channels::move_pointer(
         &tx,
         &product,
@@ -90,7 +128,7 @@ pub async fn put(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
             rollout_percent,
             force: body.force,
         },
-        &actor,
+        &Actor::from(&principal),
     )
     .await?;
     tx.commit().await?;

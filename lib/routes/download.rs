@@ -5,24 +5,28 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
+use http::{HeaderMap, Method};
+use serde::Deserialize;
 use tokio_postgres::types::Type;
 
-use super::releases::LatestQuery;
+use super::consumers::{LatestPath, LatestQuery, RolloutClient, resolve_latest};
 use crate::db::Sql;
 use crate::domain::ids::parse_filename;
-use crate::http::{ApiError, ApiRequest, ApiResult, quoted, respond};
+use crate::http::extract::{Client, Meta, NoQuery, Path, Query};
+use crate::http::{ApiError, ApiResult, RequestMeta, quoted, respond};
 use crate::state::AppState;
 
 /// Counts one download in the background. Increments are batched per instance
 /// (`db::tally`): the request that finds no write in flight writes everything pending, one
 /// statement per batch, until nothing is left; the others only add to the batch.
-fn count(state: &Arc<AppState>, req: &ApiRequest, artifact_id: i64) {
-    if req.method != http::Method::GET || !state.db.tally().add(artifact_id) {
+fn count(state: &Arc<AppState>, method: &Method, meta: &RequestMeta, artifact_id: i64) {
+    if method != Method::GET || !state.db.tally().add(artifact_id) {
         return;
     }
     let state = state.clone();
-    let request_id = req.request_id().to_owned();
-    (req.meta.background)(Box::pin(async move {
+    let request_id = meta.request_id.clone();
+    meta.background.run(async move {
         loop {
             let (ids, counts) = state.db.tally().take();
             if ids.is_empty() {
@@ -48,7 +52,7 @@ fn count(state: &Arc<AppState>, req: &ApiRequest, artifact_id: i64) {
                 );
             }
         }
-    }));
+    });
 }
 
 /// Download URLs presigned in this instance (one per process) in the last few seconds, by
@@ -94,19 +98,46 @@ async fn presigned_url(state: &AppState, key: &str, filename: &str) -> Result<St
 
 async fn redirect(
     state: &Arc<AppState>,
-    req: &ApiRequest,
+    method: &Method,
+    meta: &RequestMeta,
     artifact_id: i64,
     key: &str,
     filename: &str,
 ) -> ApiResult {
     let url = presigned_url(state, key, filename).await?;
-    count(state, req, artifact_id);
+    count(state, method, meta, artifact_id);
     respond::redirect(&url)
 }
 
-/// `GET|HEAD /api/v1/download/{downloadId}`: works for yanked releases too.
-pub async fn by_id(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let id = req.param("downloadId");
+/// `{downloadId}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+pub struct DownloadPath {
+    /// Artifact download id.
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$")]
+    download_id: String,
+}
+
+/// A 302 to a short-lived presigned GET of the artifact (`Content-Disposition: attachment`);
+/// works for yanked releases too, so pinned links keep working.
+#[utoipa::path(
+    get,
+    path = "/api/v1/download/{downloadId}",
+    operation_id = "download",
+    tag = "downloads",
+    summary = "Redirect to a short-lived presigned GET of the artifact.",
+    params(DownloadPath),
+    responses((status = 302, description = "Download from `Location`.", headers(("Location" = String, description = "The presigned URL.")))),
+)]
+pub async fn by_id(
+    State(state): State<Arc<AppState>>,
+    Meta(meta): Meta,
+    method: Method,
+    Path(path): Path<DownloadPath>,
+    _: Query<NoQuery>,
+) -> ApiResult {
+    let id = path.download_id.as_str();
     let not_found = || ApiError::not_found(format!("no download {}", quoted(id)));
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(not_found());
@@ -122,7 +153,8 @@ pub async fn by_id(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let filename: String = row.get("filename");
     redirect(
         &state,
-        &req,
+        &method,
+        &meta,
         row.get("id"),
         row.get("storage_key"),
         &parse_filename(&filename)?,
@@ -130,13 +162,32 @@ pub async fn by_id(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     .await
 }
 
-/// `GET|HEAD /download/{product}/latest/{os}/{arch}?channel=&kind=`.
-pub async fn latest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let q = LatestQuery::parse(&req)?;
-    let (_, artifact, _) = q.resolve(&state).await?;
+/// A 302 to the artifact of the release this client gets from the channel (the rollout
+/// rule), e.g. `/download/runner/latest/linux/x86_64`.
+#[utoipa::path(
+    get,
+    path = "/download/{product}/latest/{os}/{arch}",
+    operation_id = "downloadLatest",
+    tag = "downloads",
+    summary = "Redirect to the artifact of the channel's release for a platform.",
+    params(LatestPath, LatestQuery, ("x-atlas-client-id" = Option<String>, Header, description = "The installation id for staged rollouts (see `clientId`).", pattern = "^[\\x21-\\x7e]{1,200}$")),
+    responses((status = 302, description = "Download from `Location`.", headers(("Location" = String, description = "The presigned URL.")))),
+)]
+pub async fn latest(
+    State(state): State<Arc<AppState>>,
+    Meta(meta): Meta,
+    Client(address): Client,
+    method: Method,
+    headers: HeaderMap,
+    Path(path): Path<LatestPath>,
+    Query(query): Query<LatestQuery>,
+) -> ApiResult {
+    let client = RolloutClient::of(&headers, query.client_id.as_deref(), address, true)?;
+    let (_, _, artifact, _) = resolve_latest(&state, &path, &query, &client).await?;
     redirect(
         &state,
-        &req,
+        &method,
+        &meta,
         artifact.artifact_id,
         &artifact.storage_key,
         &artifact.filename,

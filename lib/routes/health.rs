@@ -2,16 +2,46 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use http::StatusCode;
+use serde::Deserialize;
 use serde_json::json;
 
+use super::openapi::doc;
 use crate::db::migrate;
-use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::http::extract::{Meta, Query};
+use crate::http::{ApiError, ApiResult, respond};
 use crate::state::AppState;
 
+/// `GET /api/health`'s query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HealthQuery {
+    /// Also check storage (`1` or `true`).
+    #[param(pattern = "^(1|true|0|false)$")]
+    deep: Option<String>,
+}
+
 /// 200 when the database answers and its schema is not behind the code, else 503.
-pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let deep = match req.query("deep").as_deref() {
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    operation_id = "health",
+    tag = "operations",
+    summary = "Database reachability and schema version; `deep=1` also checks storage.",
+    params(HealthQuery),
+    responses(
+        (status = 200, description = "Healthy.", body = doc::Health),
+        (status = 503, description = "The database or storage is unreachable, or the schema is behind the code.", body = doc::Health),
+    ),
+)]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Meta(meta): Meta,
+    Query(query): Query<HealthQuery>,
+) -> ApiResult {
+    let deep = match query.deep.as_deref() {
         None | Some("0" | "false") => false,
         Some("1" | "true") => true,
         Some(_) => return Err(ApiError::invalid("deep must be 1, true, 0 or false")),
@@ -26,7 +56,7 @@ pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         Err(e) => {
             eprintln!(
                 "{}",
-                json!({"level": "error", "requestId": req.request_id(), "check": "database",
+                json!({"level": "error", "requestId": meta.request_id, "check": "database",
                        "code": e.code, "cause": e.cause.as_deref().unwrap_or(&e.detail)})
             );
             (format!("error: {}", e.code), None)
@@ -47,7 +77,7 @@ pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
                 let cause = e.cause();
                 eprintln!(
                     "{}",
-                    json!({"level": "error", "requestId": req.request_id(), "check": "storage", "cause": cause})
+                    json!({"level": "error", "requestId": meta.request_id, "check": "storage", "cause": cause})
                 );
                 "error: storage_unavailable".to_owned()
             }

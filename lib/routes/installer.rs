@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use http::StatusCode;
 
-use super::releases::public_cache;
-use crate::http::{ApiRequest, ApiResult, respond};
+use super::public_cache;
+use crate::http::extract::{NoQuery, Query};
+use crate::http::{ApiResult, respond};
 use crate::state::AppState;
 
 /// The script, with `@HUB_URL_QUOTED@` and `@HUB_URL@` replaced by the Hub's public URL
@@ -118,10 +120,18 @@ pub fn script(hub_url: &str) -> String {
         .replace("@HUB_URL@", &shown)
 }
 
-/// Serves the installer.
-pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+/// The runner's installer: `curl -fsSL <hub>/download/runner/install | sh`.
+#[utoipa::path(
+    get,
+    path = "/download/runner/install",
+    operation_id = "runnerInstaller",
+    tag = "downloads",
+    summary = "POSIX sh installer of the runner.",
+    responses((status = 200, description = "The script.", content_type = "text/x-shellscript", body = String)),
+    extensions(("x-problems" = json!([304]))),
+)]
+pub async fn get(State(state): State<Arc<AppState>>, _: Query<NoQuery>) -> ApiResult {
     Ok(respond::cached(
-        &req,
         StatusCode::OK,
         "text/x-shellscript; charset=utf-8",
         Some(script(&state.config.hub_url).into_bytes()),

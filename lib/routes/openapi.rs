@@ -1,578 +1,75 @@
 //! The OpenAPI 3.1 document of the Hub, generated from the code.
 //!
+//! - Paths come from the route table itself: every handler declares its operation with
+//!   `#[utoipa::path]` (path, parameters, body, answers, security) and
+//!   [`super::routes`] collects them with the handlers (`utoipa-axum`), so there is no
+//!   second table to keep in step.
 //! - Component schemas are derived (`utoipa::ToSchema`) from the very types the handlers
-//!   deserialize requests into and serialize responses from; the few responses still
-//!   built as JSON values have a schema type here ([`doc`]).
-//! - Paths come from the route table: every route and method in [`super::ROUTES`] has an
-//!   operation in [`OPERATIONS`] (the test below fails on a route without one, or on an
-//!   operation without a route).
+//!   deserialize requests into and serialize responses from; the few answers built as JSON
+//!   values have a schema type here ([`doc`]).
+//! - What every operation shares is added once, in [`generate`]: the problem answers each
+//!   may give (400, 404, 503; 401, 403 and 429 with credentials; the extra ones an operation
+//!   lists as `x-problems`), and that an empty query value counts as absent.
 //!
 //! The document is committed as `openapi.json` at the project root and served from that
-//! file by `GET /api/v1/openapi.json` (no generation at request time). A test regenerates
-//! it and fails when the two differ; `atlas-hub openapi > openapi.json` updates it.
+//! file by `GET /api/v1/openapi.json` (no generation at request time, none at start). A test
+//! regenerates it and fails when the two differ; `atlas-hub openapi > openapi.json` updates
+//! it.
 
 use std::sync::Arc;
 
-use http::{Method, StatusCode};
+use axum::extract::State;
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::http::respond::{self, CachePolicy};
-use crate::http::{ApiRequest, ApiResult};
+use super::public_cache;
+use crate::http::extract::{NoQuery, Query};
+use crate::http::{ApiResult, respond};
 use crate::state::AppState;
 
 /// The committed document, as served.
 pub const DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// `GET /api/v1/openapi.json`.
-pub async fn get(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This document.",
+    responses((status = 200, description = "The OpenAPI document.", body = doc::OpenApiDocument)),
+)]
+pub async fn get(State(state): State<Arc<AppState>>, _: Query<NoQuery>) -> ApiResult {
     Ok(respond::cached(
-        &req,
         StatusCode::OK,
         "application/json",
         Some(DOCUMENT.as_bytes().to_vec()),
-        CachePolicy {
-            s_maxage: state.config.cache_s_maxage,
-            vary: None,
-            private: false,
-        },
+        public_cache(&state),
     ))
 }
 
-/// Who may call an operation.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Auth {
-    /// Anyone.
-    Public,
-    /// `Authorization: Bearer atlas_app_…` with a scope.
-    App,
-    /// `Authorization: Bearer atlas_admin_…`.
-    Admin,
-    /// App deploy token, pack deploy token or GitHub OIDC (presign).
-    AnyCi,
-    /// Pack deploy token or GitHub OIDC.
-    Pack,
-}
-
-/// What a success answer carries.
-#[derive(Clone, Copy)]
-enum Body {
-    /// `application/json` with this component schema.
-    Json(&'static str),
-    /// No body.
-    Empty,
-    /// A 302 with `Location`.
-    Redirect,
-    /// `text/x-shellscript`.
-    Script,
-}
-
-/// A query parameter.
-struct Query {
-    name: &'static str,
-    description: &'static str,
-    schema: fn() -> Value,
-}
-
-/// One operation's contract.
-struct Operation {
-    method: Method,
-    pattern: &'static str,
-    id: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    auth: Auth,
-    query: &'static [Query],
-    request: Option<&'static str>,
-    success: &'static [(u16, &'static str, Body)],
-    /// Problem answers besides the ones every operation may give (400, 404, 503).
-    errors: &'static [u16],
-}
-
-fn channel_schema() -> Value {
-    json!({"type": "string", "enum": ["stable", "beta", "dev"], "default": "stable"})
-}
-fn kind_schema() -> Value {
-    json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{0,31}$"})
-}
-fn limit_schema() -> Value {
-    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20})
-}
-fn cursor_schema() -> Value {
-    json!({"type": "string", "pattern": "^[1-9][0-9]{0,17}$"})
-}
-fn deep_schema() -> Value {
-    json!({"type": "string", "enum": ["1", "true", "0", "false"]})
-}
-fn bundle_schema() -> Value {
-    kind_schema()
-}
-fn client_id_schema() -> Value {
-    json!({"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"})
-}
-
-const PAGE: &[Query] = &[
-    Query {
-        name: "limit",
-        description: "Page size (1–100).",
-        schema: limit_schema,
-    },
-    Query {
-        name: "cursor",
-        description: "`nextCursor` of the previous page.",
-        schema: cursor_schema,
-    },
-];
-const CHANNEL: Query = Query {
-    name: "channel",
-    description: "Release channel.",
-    schema: channel_schema,
-};
-/// The rollout client id as a query parameter; operations that take it also document the
-/// `x-atlas-client-id` header, which says the same (see [`operation`]).
-const CLIENT_ID: Query = Query {
-    name: "clientId",
-    description: "An installation id for staged rollouts (the same as the `x-atlas-client-id` \
-        header, for clients that cannot set headers). While a channel's `rolloutPercent` is under \
-        100, a client gets the channel's release only if its stable hash bucket (of product, \
-        version and this id; without an id, the client's address) is inside the rollout, else the \
-        previous release; `rolloutPercent` 0 halts the rollout. The same id lands in the same bucket \
-        on every route. Ids are chosen by clients, so a client can pick its bucket: a rollout \
-        limits exposure, it is not access control.",
-    schema: client_id_schema,
-};
-const BUNDLE_TYPE: Query = Query {
-    name: "bundleType",
-    description: "Tauri bundle type (`appimage`, `deb`, `rpm`, `nsis`, `msi`, `app`, or `unknown`).",
-    schema: bundle_schema,
-};
-const LATEST: &[Query] = &[
-    CHANNEL,
-    Query {
-        name: "kind",
-        description: "Artifact kind; without it, the platform's primary artifact.",
-        schema: kind_schema,
-    },
-    CLIENT_ID,
-];
-
-/// Every operation of the Hub.
-const OPERATIONS: &[Operation] = &[
-    Operation {
-        method: Method::GET,
-        pattern: "/api/health",
-        id: "health",
-        tag: "operations",
-        summary: "Database reachability and schema version; `deep=1` also checks storage.",
-        auth: Auth::Public,
-        query: &[Query {
-            name: "deep",
-            description: "Also check storage.",
-            schema: deep_schema,
-        }],
-        request: None,
-        success: &[(200, "Healthy.", Body::Json("Health"))],
-        errors: &[],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/openapi.json",
-        id: "openapi",
-        tag: "operations",
-        summary: "This document.",
-        auth: Auth::Public,
-        query: &[],
-        request: None,
-        success: &[(200, "The OpenAPI document.", Body::Json("OpenApiDocument"))],
-        errors: &[],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/admin/tokens",
-        id: "listTokens",
-        tag: "admin",
-        summary: "Deploy tokens (never their secrets).",
-        auth: Auth::Admin,
-        query: &[],
-        request: None,
-        success: &[(200, "Tokens.", Body::Json("TokenList"))],
-        errors: &[],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/admin/tokens",
-        id: "createToken",
-        tag: "admin",
-        summary: "Issue a token; its plaintext appears only in this answer.",
-        auth: Auth::Admin,
-        query: &[],
-        request: Some("CreateToken"),
-        success: &[(201, "Issued.", Body::Json("TokenCreated"))],
-        errors: &[409, 413, 415],
-    },
-    Operation {
-        method: Method::DELETE,
-        pattern: "/api/v1/admin/tokens/{id}",
-        id: "revokeToken",
-        tag: "admin",
-        summary: "Revoke a token (idempotent).",
-        auth: Auth::Admin,
-        query: &[],
-        request: None,
-        success: &[(204, "Revoked.", Body::Empty)],
-        errors: &[],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/admin/products",
-        id: "listProducts",
-        tag: "admin",
-        summary: "Products.",
-        auth: Auth::Admin,
-        query: &[],
-        request: None,
-        success: &[(200, "Products.", Body::Json("ProductList"))],
-        errors: &[],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/admin/products",
-        id: "createProduct",
-        tag: "admin",
-        summary: "Create a product.",
-        auth: Auth::Admin,
-        query: &[],
-        request: Some("ProductBody"),
-        success: &[(201, "Created.", Body::Json("Product"))],
-        errors: &[409, 413, 415, 422],
-    },
-    Operation {
-        method: Method::PATCH,
-        pattern: "/api/v1/admin/products/{product}",
-        id: "updateProduct",
-        tag: "admin",
-        summary: "Change a product.",
-        auth: Auth::Admin,
-        query: &[],
-        request: Some("ProductBody"),
-        success: &[(200, "Changed.", Body::Json("Product"))],
-        errors: &[413, 415, 422],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/admin/audit",
-        id: "auditLog",
-        tag: "admin",
-        summary: "Every write, newest first.",
-        auth: Auth::Admin,
-        query: PAGE,
-        request: None,
-        success: &[(200, "A page of entries.", Body::Json("AuditPage"))],
-        errors: &[],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/storage/presign",
-        id: "presignUpload",
-        tag: "ci",
-        summary: "A presigned PUT for one artifact; the Hub derives the key.",
-        auth: Auth::AnyCi,
-        query: &[],
-        request: Some("PresignBody"),
-        success: &[(200, "Upload here.", Body::Json("PresignedUpload"))],
-        errors: &[409, 413, 415, 422],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/releases/{product}/publish",
-        id: "publishRelease",
-        tag: "ci",
-        summary: "Publish uploaded artifacts as a release, optionally onto a channel.",
-        auth: Auth::App,
-        query: &[],
-        request: Some("PublishBody"),
-        success: &[
-            (201, "Published.", Body::Json("ReleaseView")),
-            (
-                200,
-                "Already published with identical content.",
-                Body::Json("ReleaseView"),
-            ),
-        ],
-        errors: &[409, 413, 415, 422],
-    },
-    Operation {
-        method: Method::PUT,
-        pattern: "/api/v1/releases/{product}/channels/{channel}",
-        id: "moveChannel",
-        tag: "ci",
-        summary: "Promote or roll back: point a channel at a release (compare-and-swap).",
-        auth: Auth::App,
-        query: &[],
-        request: Some("ChannelMove"),
-        success: &[(200, "Moved.", Body::Json("ChannelMoved"))],
-        errors: &[409, 413, 415, 422],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/releases/{product}/{version}/yank",
-        id: "yankRelease",
-        tag: "ci",
-        summary: "Yank: drop out of latest, updater and channel targets.",
-        auth: Auth::App,
-        query: &[],
-        request: None,
-        success: &[(200, "Yanked.", Body::Json("ReleaseView"))],
-        errors: &[409],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/releases/{product}/{version}/unyank",
-        id: "unyankRelease",
-        tag: "ci",
-        summary: "Undo a yank.",
-        auth: Auth::App,
-        query: &[],
-        request: None,
-        success: &[(200, "Unyanked.", Body::Json("ReleaseView"))],
-        errors: &[409],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/releases/{product}",
-        id: "listReleases",
-        tag: "releases",
-        summary: "Release history, newest first.",
-        auth: Auth::Public,
-        query: PAGE,
-        request: None,
-        success: &[(200, "A page of releases.", Body::Json("ReleaseList"))],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/releases/{product}/latest/{os}/{arch}",
-        id: "latestRelease",
-        tag: "releases",
-        summary: "What a channel serves for a platform.",
-        auth: Auth::Public,
-        query: LATEST,
-        request: None,
-        success: &[(200, "The channel's release.", Body::Json("LatestRelease"))],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/releases/{product}/channels",
-        id: "listChannels",
-        tag: "releases",
-        summary: "Every channel of a product.",
-        auth: Auth::Public,
-        query: &[],
-        request: None,
-        success: &[(200, "Channels.", Body::Json("ChannelList"))],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/releases/{product}/{version}",
-        id: "getRelease",
-        tag: "releases",
-        summary: "One release with its artifacts and yank state.",
-        auth: Auth::Public,
-        query: &[],
-        request: None,
-        success: &[(200, "The release.", Body::Json("ReleaseView"))],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/download/{downloadId}",
-        id: "download",
-        tag: "downloads",
-        summary: "Redirect to a short-lived presigned GET of the artifact.",
-        auth: Auth::Public,
-        query: &[],
-        request: None,
-        success: &[(302, "Download from `Location`.", Body::Redirect)],
-        errors: &[],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/download/{product}/latest/{os}/{arch}",
-        id: "downloadLatest",
-        tag: "downloads",
-        summary: "Redirect to the artifact of the channel's release for a platform.",
-        auth: Auth::Public,
-        query: LATEST,
-        request: None,
-        success: &[(302, "Download from `Location`.", Body::Redirect)],
-        errors: &[],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/download/runner/install",
-        id: "runnerInstaller",
-        tag: "downloads",
-        summary: "POSIX sh installer of the runner.",
-        auth: Auth::Public,
-        query: &[],
-        request: None,
-        success: &[(200, "The script.", Body::Script)],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/updater/{product}/{target}/{arch}/{currentVersion}",
-        id: "updaterCheck",
-        tag: "updater",
-        summary: "Tauri v2 dynamic updater: the update, or 204 when there is none.",
-        auth: Auth::Public,
-        query: &[CHANNEL, BUNDLE_TYPE, CLIENT_ID],
-        request: None,
-        success: &[
-            (200, "An update.", Body::Json("UpdaterResponse")),
-            (204, "No update.", Body::Empty),
-        ],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/updater/{product}/{target}/latest.json",
-        id: "updaterManifest",
-        tag: "updater",
-        summary: "Tauri static manifest of a channel (`{target}` is the channel name). Every entry \
-            carries `format`; kinds without one (`deb`, `rpm`) are listed only with `bundleType` \
-            naming them. During a staged rollout, a client without a client id gets the previous \
-            release.",
-        auth: Auth::Public,
-        query: &[BUNDLE_TYPE, CLIENT_ID],
-        request: None,
-        success: &[(200, "The manifest.", Body::Json("UpdaterManifest"))],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/admin/packs",
-        id: "listPacks",
-        tag: "admin",
-        summary: "Packs.",
-        auth: Auth::Admin,
-        query: &[],
-        request: None,
-        success: &[(200, "Packs.", Body::Json("PackList"))],
-        errors: &[],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/admin/packs",
-        id: "createPack",
-        tag: "admin",
-        summary: "Create a pack, optionally with its trusted publisher.",
-        auth: Auth::Admin,
-        query: &[],
-        request: Some("PackBody"),
-        success: &[(201, "Created.", Body::Json("Pack"))],
-        errors: &[409, 413, 415, 422],
-    },
-    Operation {
-        method: Method::PATCH,
-        pattern: "/api/v1/admin/packs/{pack}",
-        id: "updatePack",
-        tag: "admin",
-        summary: "Change a pack.",
-        auth: Auth::Admin,
-        query: &[],
-        request: Some("PackBody"),
-        success: &[(200, "Changed.", Body::Json("Pack"))],
-        errors: &[413, 415, 422],
-    },
-    Operation {
-        method: Method::POST,
-        pattern: "/api/v1/packs/{pack}/deploy",
-        id: "deployPack",
-        tag: "packs",
-        summary: "Deploy uploaded files as a pack build onto a channel.",
-        auth: Auth::Pack,
-        query: &[],
-        request: Some("PackDeployBody"),
-        success: &[
-            (201, "Deployed.", Body::Json("PackBuild")),
-            (
-                200,
-                "Already deployed with identical content.",
-                Body::Json("PackBuild"),
-            ),
-        ],
-        errors: &[409, 413, 415, 422],
-    },
-    Operation {
-        method: Method::GET,
-        pattern: "/api/v1/packs/{pack}/channels/{channel}",
-        id: "getPackChannel",
-        tag: "packs",
-        summary: "The build a pack channel points to.",
-        auth: Auth::Public,
-        query: &[],
-        request: None,
-        success: &[(200, "The build.", Body::Json("PackChannel"))],
-        errors: &[304],
-    },
-    Operation {
-        method: Method::PUT,
-        pattern: "/api/v1/packs/{pack}/channels/{channel}",
-        id: "movePackChannel",
-        tag: "packs",
-        summary: "Point a pack channel at a build (compare-and-swap).",
-        auth: Auth::Pack,
-        query: &[],
-        request: Some("PackChannelMove"),
-        success: &[(200, "Moved.", Body::Json("PackChannel"))],
-        errors: &[409, 413, 415, 422],
-    },
-];
-
-/// The schema of one path parameter.
-fn path_param_schema(name: &str, pattern: &str) -> Value {
-    let slug = "^[a-z0-9][a-z0-9-]{0,62}$";
-    match name {
-        "product" => json!({"type": "string", "pattern": slug, "examples": ["launcher"]}),
-        "pack" => json!({"type": "string", "pattern": slug, "examples": ["maps"]}),
-        "os" => json!({"type": "string", "enum": ["linux", "windows", "darwin", "macos"]}),
-        "arch" => json!({"type": "string",
-            "enum": ["x86_64", "aarch64", "i686", "armv7", "riscv64", "amd64", "arm64"]}),
-        "target" if pattern.ends_with("latest.json") => {
-            json!({"type": "string", "enum": ["stable", "beta", "dev"]})
-        }
-        "target" => json!({"type": "string", "enum": ["linux", "darwin", "windows"]}),
-        "version" | "currentVersion" => {
-            json!({"type": "string", "maxLength": 129, "examples": ["1.0.0"]})
-        }
-        "id" => json!({"type": "string", "format": "uuid"}),
-        "channel" if pattern.starts_with("/api/v1/releases/") => {
-            json!({"type": "string", "enum": ["stable", "beta", "dev"]})
-        }
-        "channel" => json!({"type": "string", "maxLength": 64, "examples": ["stable"]}),
-        _ => json!({"type": "string", "maxLength": 64}),
-    }
-}
-
-fn path_param_description(name: &str, pattern: &str) -> &'static str {
-    match name {
-        "product" => "Product slug.",
-        "pack" => "Pack slug.",
-        "os" => "Operating system (`macos` means `darwin`).",
-        "arch" => "Architecture (`amd64` means `x86_64`, `arm64` means `aarch64`).",
-        "target" if pattern.ends_with("latest.json") => "Release channel.",
-        "target" => "Tauri target: `linux`, `darwin` or `windows`.",
-        "version" => "SemVer version (a leading `v` is accepted).",
-        "currentVersion" => "The running version, percent-encoded SemVer.",
-        "id" => "Token id.",
-        "downloadId" => "Artifact download id.",
-        "channel" => "Channel name.",
-        _ => "Path parameter.",
-    }
-}
+/// The document's frame: info, tags, and the schemas the paths refer to.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Atlas Hub",
+        version = "1",
+        description = "Release distribution: CI publishes immutable artifacts through presigned uploads, channels point at releases, launchers and runners find and download them through redirects. Errors are RFC 9457 problems with a stable `code`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    tags(
+        (name = "releases", description = "Public release reads (CDN-cacheable)."),
+        (name = "downloads", description = "Download redirects and the runner installer."),
+        (name = "updater", description = "Tauri v2 updater endpoints."),
+        (name = "packs", description = "Packs: deploys and channels."),
+        (name = "ci", description = "CI writes: presign, publish, channel moves, yanks."),
+        (name = "admin", description = "Tokens, products, packs, audit."),
+        (name = "operations", description = "Health and this document."),
+    ),
+    components(schemas(doc::Problem)),
+)]
+pub struct ApiDoc;
 
 fn problem_description(status: u16) -> &'static str {
     match status {
@@ -594,51 +91,30 @@ fn problem_description(status: u16) -> &'static str {
     }
 }
 
-fn operation(op: &Operation) -> Value {
-    let mut parameters: Vec<Value> = op
-        .pattern
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| {
-            json!({"name": name, "in": "path", "required": true,
-                   "description": path_param_description(name, op.pattern),
-                   "schema": path_param_schema(name, op.pattern)})
-        })
-        .collect();
-    // An empty query value counts as absent (`?channel=` is the default channel).
-    parameters.extend(op.query.iter().map(|q| {
-        json!({"name": q.name, "in": "query", "required": false,
-               "description": format!("{} Empty means absent.", q.description),
-               "schema": {"anyOf": [(q.schema)(), {"type": "string", "maxLength": 0}]}})
-    }));
-    if op.query.iter().any(|q| q.name == CLIENT_ID.name) {
-        parameters.push(
-            json!({"name": "x-atlas-client-id", "in": "header", "required": false,
-            "description": "The installation id for staged rollouts (see `clientId`).",
-            "schema": client_id_schema()}),
-        );
+/// What every operation shares, added to one: its problem answers and empty query values.
+fn complete(op: &mut Map<String, Value>) {
+    let secured = op
+        .get("security")
+        .is_some_and(|s| s.as_array().is_some_and(|a| !a.is_empty()));
+    let mut problems: Vec<u16> = vec![400, 404, 503];
+    if secured {
+        problems.extend([401, 403, 429]);
     }
-    let mut responses = Map::new();
-    for (status, description, body) in op.success {
-        let response = match body {
-            Body::Json(schema) => json!({"description": description, "content": {
-                "application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
-            Body::Empty => json!({"description": description}),
-            Body::Redirect => json!({"description": description, "headers": {
-                "Location": {"required": true, "schema": {"type": "string", "format": "uri"}}}}),
-            Body::Script => json!({"description": description, "content": {
-                "text/x-shellscript": {"schema": {"type": "string"}}}}),
-        };
-        responses.insert(status.to_string(), response);
+    if let Some(Value::Array(extra)) = op.remove("x-problems") {
+        problems.extend(extra.iter().filter_map(|s| s.as_u64()).map(|s| s as u16));
     }
-    let mut errors: Vec<u16> = vec![400, 404, 503];
-    if op.auth != Auth::Public {
-        errors.extend([401, 403, 429]);
-    }
-    errors.extend(op.errors);
-    errors.sort_unstable();
-    errors.dedup();
-    for status in errors {
+    problems.sort_unstable();
+    problems.dedup();
+    let responses = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("responses is an object");
+    for status in problems {
+        let key = status.to_string();
+        if responses.contains_key(&key) {
+            continue;
+        }
         let response = if status == 304 {
             json!({"description": problem_description(status)})
         } else if status == 429 {
@@ -651,110 +127,56 @@ fn operation(op: &Operation) -> Value {
             json!({"description": problem_description(status), "content": {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
         };
-        responses.insert(status.to_string(), response);
+        responses.insert(key, response);
     }
-    let mut out = json!({
-        "operationId": op.id,
-        "tags": [op.tag],
-        "summary": op.summary,
-        "parameters": parameters,
-        "responses": responses,
-    });
-    if let Some(schema) = op.request {
-        out["requestBody"] = json!({"required": true, "content": {"application/json": {
-            "schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    // An empty query value counts as absent (`?channel=` is the default channel); a header
+    // is absent or a string, never `null`.
+    for param in op
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if param["in"] == "header" && param["schema"]["type"].is_array() {
+            param["schema"]["type"] = json!("string");
+        }
+        if param["in"] == "query" {
+            let schema = param["schema"].take();
+            param["schema"] = json!({"anyOf": [schema, {"type": "string", "maxLength": 0}]});
+            let description = param["description"]
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            param["description"] = json!(
+                format!("{description} Empty means absent.")
+                    .trim_start()
+                    .to_owned()
+            );
+        }
     }
-    let security = match op.auth {
-        Auth::Public => None,
-        Auth::App => Some(json!([{"appToken": []}])),
-        Auth::Admin => Some(json!([{"adminToken": []}])),
-        Auth::AnyCi => Some(json!([{"appToken": []}, {"packToken": []}, {"githubOidc": []}])),
-        Auth::Pack => Some(json!([{"packToken": []}, {"githubOidc": []}])),
-    };
-    if let Some(security) = security {
-        out["security"] = security;
-    }
-    out
 }
-
-/// Component schemas, derived from the code.
-#[derive(OpenApi)]
-#[openapi(components(schemas(
-    doc::Problem,
-    doc::Health,
-    doc::OpenApiDocument,
-    doc::TokenCreated,
-    doc::TokenInfo,
-    doc::TokenList,
-    doc::ProductList,
-    doc::PackList,
-    doc::AuditPage,
-    doc::PresignedUpload,
-    doc::ReleaseSummary,
-    doc::ReleaseList,
-    doc::LatestRelease,
-    doc::ChannelList,
-    doc::ChannelMoved,
-    doc::UpdaterManifest,
-    doc::ManifestEntry,
-    doc::PackBuild,
-    doc::PackChannel,
-    super::admin::CreateToken,
-    super::admin::ProductBody,
-    super::admin::PackBody,
-    super::presign::PresignBody,
-    super::publish::PublishBody,
-    super::publish::ArtifactBody,
-    super::channels::MoveBody,
-    super::packs::DeployBody,
-    super::packs::DeployArtifact,
-    super::packs::MoveBody,
-    super::updater::Update,
-    super::releases::LatestArtifact,
-    crate::domain::products::Product,
-    crate::domain::packs::Pack,
-    crate::domain::packs::TrustedPublisher,
-    crate::domain::packs::BuildArtifact,
-    crate::domain::channels::ChannelView,
-    crate::domain::audit::Entry,
-    crate::domain::releases::ReleaseView,
-    crate::domain::releases::ArtifactView,
-)))]
-struct Components;
 
 /// The whole document, generated.
 pub fn generate() -> Value {
-    let mut doc = serde_json::to_value(Components::openapi()).unwrap_or_default();
-    let mut paths = Map::new();
-    for route in super::ROUTES {
-        let mut item = Map::new();
-        for (method, _) in route.methods {
-            if let Some(op) = OPERATIONS
-                .iter()
-                .find(|o| o.pattern == route.pattern && o.method == *method)
-            {
-                item.insert(method.as_str().to_ascii_lowercase(), operation(op));
+    let (_, api) = super::routes().split_for_parts();
+    let mut doc = serde_json::to_value(api).unwrap_or_default();
+    doc["openapi"] = json!("3.1.0");
+    for item in doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|p| p.values_mut())
+    {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut())
+        {
+            if let Value::Object(op) = op {
+                complete(op);
             }
         }
-        paths.insert(route.pattern.to_owned(), Value::Object(item));
     }
-    doc["openapi"] = json!("3.1.0");
-    doc["info"] = json!({
-        "title": "Atlas Hub",
-        "version": "1",
-        "description": "Release distribution: CI publishes immutable artifacts through presigned uploads, channels point at releases, launchers and runners find and download them through redirects. Errors are RFC 9457 problems with a stable `code`.",
-        "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
-    });
-    doc["paths"] = Value::Object(paths);
-    doc["tags"] = json!([
-        {"name": "releases", "description": "Public release reads (CDN-cacheable)."},
-        {"name": "downloads", "description": "Download redirects and the runner installer."},
-        {"name": "updater", "description": "Tauri v2 updater endpoints."},
-        {"name": "packs", "description": "Packs: deploys and channels."},
-        {"name": "ci", "description": "CI writes: presign, publish, channel moves, yanks."},
-        {"name": "admin", "description": "Tokens, products, packs, audit."},
-        {"name": "operations", "description": "Health and this document."},
-    ]);
     doc["components"]["securitySchemes"] = json!({
         "appToken": {"type": "http", "scheme": "bearer",
             "description": "App deploy token (`atlas_app_…`), scoped to products, actions and channels."},
@@ -776,7 +198,7 @@ pub fn generate_text() -> String {
 }
 
 /// Schemas of answers the handlers build as JSON values.
-#[allow(dead_code)]
+#[allow(dead_code)] // Never built: these types only describe JSON the handlers write.
 pub mod doc {
     use std::collections::BTreeMap;
 
@@ -785,9 +207,9 @@ pub mod doc {
 
     use crate::domain::audit::Entry;
     use crate::domain::channels::ChannelView;
+    use crate::domain::lookup::LatestArtifact;
     use crate::domain::packs::Pack;
     use crate::domain::products::Product;
-    use crate::routes::releases::LatestArtifact;
 
     /// An RFC 9457 problem; some codes add members (e.g. `missing`, `channels`).
     #[derive(Serialize, ToSchema)]
@@ -1029,27 +451,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_route_and_method_has_exactly_one_operation() {
-        for route in super::super::ROUTES {
-            for (method, _) in route.methods {
-                let n = OPERATIONS
-                    .iter()
-                    .filter(|o| o.pattern == route.pattern && o.method == *method)
-                    .count();
-                assert_eq!(n, 1, "{method} {} has {n} operations", route.pattern);
-            }
-        }
-        for op in OPERATIONS {
+    fn every_route_has_its_operation_and_every_function_its_route() {
+        let doc = generate();
+        let paths = doc["paths"].as_object().expect("paths");
+        for f in super::super::FUNCTIONS {
             assert!(
-                super::super::ROUTES
-                    .iter()
-                    .any(|r| r.pattern == op.pattern
-                        && r.methods.iter().any(|(m, _)| *m == op.method)),
-                "operation {} ({} {}) has no route",
-                op.id,
-                op.method,
-                op.pattern
+                paths.contains_key(f.pattern),
+                "{} has no operation",
+                f.pattern
             );
+        }
+        assert_eq!(
+            paths.len(),
+            super::super::FUNCTIONS.len(),
+            "a path without a function"
+        );
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+                assert!(ids.insert(id.to_owned()), "operationId {id} twice");
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| t.len() == 1),
+                    "{id}: one tag"
+                );
+                assert!(op["summary"].is_string(), "{id}: a summary");
+            }
         }
     }
 

@@ -3,27 +3,26 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::releases::public_cache;
-use crate::db::{Conn, Sql};
-use crate::domain::audit::{self, Actor};
-use crate::domain::ids::{Slug, parse_filename, parse_sha256, parse_size, parse_storage_key};
-use crate::domain::limits::{self, Action, AuthGuard};
+use super::admin::PackPath;
+use super::openapi::doc;
+use super::public_cache;
+use crate::db::Sql;
+use crate::domain::audit;
+use crate::domain::ids::{Slug, parse_filename, parse_sha256, parse_size};
+use crate::domain::limits::Action;
 use crate::domain::packs::{self, Build, NewBuildArtifact, Pack};
-use crate::domain::tokens::{self, TokenKind, scope_denied};
-use crate::domain::{oidc, uploads};
-use crate::http::{ApiError, ApiRequest, ApiResult, quoted, respond};
+use crate::domain::uploads;
+use crate::error::{ApiError, Code, quoted};
+use crate::http::extract::{Json, NoQuery, PackCaller, Path, Query};
+use crate::http::{ApiResult, respond};
 use crate::state::AppState;
 use crate::storage::{Declared, verify_declared};
-
-/// Header carrying a GitHub Actions OIDC token.
-pub const OIDC_HEADER: &str = "x-atlas-oidc-token";
-/// Header carrying a pack deploy token.
-pub const PACK_TOKEN_HEADER: &str = "x-atlas-pack-deploy-token";
 
 /// A build id: `[A-Za-z0-9][A-Za-z0-9._+-]{0,63}` (a commit, a tag, a date…).
 pub fn parse_build(s: &str) -> Result<String, ApiError> {
@@ -62,126 +61,10 @@ pub fn parse_pack_channel(s: &str) -> Result<String, ApiError> {
     }
 }
 
-/// A pack write's credential, verified but not yet matched against a pack.
-pub enum PackCredential {
-    /// A GitHub Actions OIDC token whose signature, issuer, audience and times hold.
-    Oidc(oidc::GithubClaims),
-    /// A deploy token (pack or admin) that exists, is not revoked and has not expired.
-    Token(tokens::Principal),
-}
-
-/// Verifies a pack write's credential before anything else is read: GitHub OIDC
-/// (`x-atlas-oidc-token`), a pack deploy token (`x-atlas-pack-deploy-token`) or an
-/// operator's admin token (`Authorization`). A request without valid credentials learns
-/// nothing but that: its body is not parsed and no pack is looked up.
-pub async fn verify_pack_credential(
-    state: &AppState,
-    db: &Conn,
-    req: &ApiRequest,
-) -> Result<PackCredential, ApiError> {
-    let limits = &state.config.limits;
-    let guard = AuthGuard::for_client(req.client_ip, limits.auth_failures);
-    if let Some(token) = req.header(OIDC_HEADER) {
-        if let Some(blocked) = guard.check(db).await? {
-            return Err(blocked);
-        }
-        return match state.oidc.verify(token.trim()).await {
-            Ok(claims) => Ok(PackCredential::Oidc(claims)),
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                Err(guard.failed(db).await?.unwrap_or(e))
-            }
-            Err(e) => Err(e),
-        };
-    }
-    let principal = if let Some(token) = req.header(PACK_TOKEN_HEADER) {
-        tokens::authenticate(db, &state.config.token_pepper, &guard, token.trim()).await?
-    } else if req.header("authorization").is_some() {
-        tokens::authenticate_request(db, &state.config, req).await?
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "token_missing",
-            format!(
-                "pack writes need {OIDC_HEADER} (GitHub Actions OIDC) or {PACK_TOKEN_HEADER} \
-                 (set ATLAS_PACK_DEPLOY_TOKEN)"
-            ),
-        ));
-    };
-    req.meta.set_token_id(principal.token_id.to_string());
-    Ok(PackCredential::Token(principal))
-}
-
-/// Authorizes a verified credential for a write to `pack`: an OIDC token must come from the
-/// pack's trusted publisher (and is then used up: each `jti` once), a pack deploy token must
-/// be this pack's (and the pack must accept tokens). An admin token passes, `oidcOnly`
-/// included: an admin can change that setting anyway, and the deploy is audited with the
-/// admin's name. With `action`, the actor's limit for it is taken too (OIDC deploys count
-/// per repository).
-pub async fn authorize_pack(
-    state: &AppState,
-    db: &Conn,
-    req: &ApiRequest,
-    credential: PackCredential,
-    pack: &Pack,
-    action: Option<Action>,
-) -> Result<Actor, ApiError> {
-    let limits = &state.config.limits;
-    let principal = match credential {
-        PackCredential::Oidc(claims) => {
-            packs::check_publisher(pack, &claims)?;
-            if !packs::consume_jti(db, &claims.jti, claims.exp).await? {
-                return Err(oidc::invalid(
-                    "replayed",
-                    "this OIDC token was already used; request a fresh one for every call",
-                ));
-            }
-            req.meta.set_token_id(format!("oidc:{}", claims.jti));
-            if let Some(action) = action {
-                limits::take(
-                    db,
-                    limits,
-                    action,
-                    &format!("oidc:{}", claims.repository_id),
-                )
-                .await?;
-            }
-            return Ok(Actor {
-                name: claims.actor(),
-                token_id: None,
-            });
-        }
-        PackCredential::Token(principal) => principal,
-    };
-    match principal.kind {
-        TokenKind::Admin => {}
-        TokenKind::Pack if principal.pack_id == Some(pack.id) => {
-            if pack.oidc_only {
-                return Err(scope_denied(format!(
-                    "pack {:?} accepts GitHub OIDC deploys only",
-                    pack.slug
-                )));
-            }
-        }
-        _ => {
-            return Err(scope_denied(format!(
-                "token {:?} may not deploy pack {:?}",
-                principal.name, pack.slug
-            )));
-        }
-    }
-    if let Some(action) = action {
-        limits::take(db, limits, action, &principal.token_id.to_string()).await?;
-    }
-    Ok(Actor {
-        name: principal.actor(),
-        token_id: Some(principal.token_id),
-    })
-}
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PackDeployBody)]
-pub(crate) struct DeployBody {
+pub struct DeployBody {
     /// Build id.
     build: String,
     /// Pack channel to point at the build.
@@ -194,7 +77,7 @@ pub(crate) struct DeployBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PackDeployArtifact)]
-pub(crate) struct DeployArtifact {
+pub struct DeployArtifact {
     /// `uploadId` from presign (or `key`).
     upload_id: Option<Uuid>,
     /// Storage `key` from presign (or `uploadId`).
@@ -225,31 +108,24 @@ async fn resolve(
         if let Some(filename) = &a.filename {
             parse_filename(filename)?;
         }
-        let upload = match (&a.upload_id, &a.key) {
-            (Some(id), _) => uploads::by_id(db, *id).await?,
-            (None, Some(key)) => {
-                let key = parse_storage_key(&format!("artifacts[{i}].key"), key)?;
-                uploads::by_key(db, &key).await?
-            }
-            (None, None) => {
-                return Err(ApiError::invalid(format!(
-                    "artifact {i} needs uploadId or key from presign"
-                )));
-            }
-        }
-        .filter(|u| u.pack_id == Some(pack.id) && u.build.as_deref() == Some(build))
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "upload_unknown",
-                format!("artifact {i}: no presigned upload of {} build {build} matches; call /api/v1/storage/presign first", pack.slug),
-            )
-        })?;
+        let upload = uploads::resolve(
+            db,
+            uploads::Owner::Pack {
+                pack_id: pack.id,
+                build,
+            },
+            a.upload_id,
+            a.key.as_deref(),
+            &format!("artifacts[{i}]"),
+            &format!("artifact {i}"),
+        )
+        .await?;
         if upload.size != a.size
             || upload.sha256 != sha256
             || a.filename.as_ref().is_some_and(|f| f != &upload.filename)
         {
             return Err(ApiError::unprocessable(
-                "artifact_mismatch",
+                Code::ArtifactMismatch,
                 format!(
                     "artifact {i} does not match its presigned upload {} (filename, size, sha256 must be equal)",
                     upload.storage_key
@@ -300,19 +176,37 @@ fn build_view(
     })
 }
 
-/// `POST /api/v1/packs/{pack}/deploy`: 201 created, 200 identical re-deploy, 409 different.
-pub async fn deploy(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let mut conn = state.db.conn().await?;
-    let credential = verify_pack_credential(&state, &conn, &req).await?;
-    let slug = Slug::parse("pack", req.param("pack"))?;
-    let body: DeployBody = req.json()?;
+/// Deploys uploaded files as a pack build and points the pack channel at it: 201 created,
+/// 200 an identical re-deploy, 409 different files under the same build id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/packs/{pack}/deploy",
+    operation_id = "deployPack",
+    tag = "packs",
+    summary = "Deploy uploaded files as a pack build onto a channel.",
+    params(PackPath),
+    request_body = DeployBody,
+    responses(
+        (status = 201, description = "Deployed.", body = doc::PackBuild),
+        (status = 200, description = "Already deployed with these exact files.", body = doc::PackBuild),
+    ),
+    security(("packToken" = []), ("githubOidc" = [])),
+    extensions(("x-problems" = json!([409, 413, 415, 422]))),
+)]
+pub async fn deploy(
+    PackCaller(credential): PackCaller,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<PackPath>,
+    _: Query<NoQuery>,
+    Json(body): Json<DeployBody>,
+) -> ApiResult {
     let build = parse_build(&body.build)?;
     let channel = parse_pack_channel(&body.channel)?;
-    let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authorize_pack(
-        &state,
+    let mut conn = state.db.conn().await?;
+    let pack = packs::get(&conn, path.pack.as_str()).await?;
+    let actor = packs::authorize(
         &conn,
-        &req,
+        &state.config.limits,
         credential,
         &pack,
         Some(Action::Publish),
@@ -351,7 +245,7 @@ pub async fn deploy(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     };
     if stored.content_digest != digest {
         return Err(ApiError::conflict(
-            "build_exists",
+            Code::BuildExists,
             format!(
                 "build {build} of {} is already deployed with other files; builds are immutable: deploy a new build id",
                 pack.slug
@@ -378,12 +272,37 @@ pub async fn deploy(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     )
 }
 
-/// `GET /api/v1/packs/{pack}/channels/{channel}`: the build with its artifacts.
-pub async fn get_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let slug = Slug::parse("pack", req.param("pack"))?;
-    let channel = parse_pack_channel(req.param("channel"))?;
+/// `{pack}/channels/{channel}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PackChannelPath {
+    /// Pack slug.
+    #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    pack: Slug,
+    /// Pack channel: free-form, `[a-z0-9][a-z0-9._-]{0,62}`.
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    channel: String,
+}
+
+/// The build a pack channel points to, with its artifacts and download URLs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/packs/{pack}/channels/{channel}",
+    operation_id = "getPackChannel",
+    tag = "packs",
+    summary = "The build a pack channel points to.",
+    params(PackChannelPath),
+    responses((status = 200, description = "The channel and its build.", body = doc::PackChannel)),
+    extensions(("x-problems" = json!([304]))),
+)]
+pub async fn get_channel(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<PackChannelPath>,
+    _: Query<NoQuery>,
+) -> ApiResult {
+    let channel = parse_pack_channel(&path.channel)?;
     let conn = state.db.conn().await?;
-    let pack = packs::get(&conn, slug.as_str()).await?;
+    let pack = packs::get(&conn, path.pack.as_str()).await?;
     let c = packs::channel(&conn, pack.id, &channel)
         .await?
         .ok_or_else(|| {
@@ -397,13 +316,13 @@ pub async fn get_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     );
-    respond::cached_json(&req, &view, public_cache(&state))
+    respond::cached_json(&view, public_cache(&state))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PackChannelMove)]
-pub(crate) struct MoveBody {
+pub struct MoveBody {
     /// Build to point at.
     build: String,
     #[serde(default, deserialize_with = "expected_build")]
@@ -417,20 +336,36 @@ fn expected_build<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// `PUT /api/v1/packs/{pack}/channels/{channel}`: promote or roll back a pack channel.
-pub async fn put_channel(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let mut conn = state.db.conn().await?;
-    let credential = verify_pack_credential(&state, &conn, &req).await?;
-    let slug = Slug::parse("pack", req.param("pack"))?;
-    let channel = parse_pack_channel(req.param("channel"))?;
-    let body: MoveBody = req.json()?;
+/// Promote or roll back a pack channel: point it at a deployed build, with
+/// compare-and-swap on `expectedBuild`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/packs/{pack}/channels/{channel}",
+    operation_id = "movePackChannel",
+    tag = "packs",
+    summary = "Point a pack channel at a build (compare-and-swap).",
+    params(PackChannelPath),
+    request_body = MoveBody,
+    responses((status = 200, description = "The channel, moved.", body = doc::PackChannel)),
+    security(("packToken" = []), ("githubOidc" = [])),
+    extensions(("x-problems" = json!([409, 413, 415, 422]))),
+)]
+pub async fn put_channel(
+    PackCaller(credential): PackCaller,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<PackChannelPath>,
+    _: Query<NoQuery>,
+    Json(body): Json<MoveBody>,
+) -> ApiResult {
+    let channel = parse_pack_channel(&path.channel)?;
     let build = parse_build(&body.build)?;
     let expected_build = body
         .expected_build
         .map(|e| e.as_deref().map(parse_build).transpose())
         .transpose()?;
-    let pack = packs::get(&conn, slug.as_str()).await?;
-    let actor = authorize_pack(&state, &conn, &req, credential, &pack, None).await?;
+    let mut conn = state.db.conn().await?;
+    let pack = packs::get(&conn, path.pack.as_str()).await?;
+    let actor = packs::authorize(&conn, &state.config.limits, credential, &pack, None).await?;
     let tx = conn.transaction().await?;
     let target = packs::find_build(&tx, pack.id, &build)
         .await?

@@ -4,25 +4,27 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::packs::{
-    OIDC_HEADER, PACK_TOKEN_HEADER, PackCredential, authorize_pack, parse_build,
-    verify_pack_credential,
-};
+use super::openapi::doc;
+use super::packs::parse_build;
 use crate::db::Conn;
 use crate::domain::ids::{
     Arch, Os, Slug, Version, parse_content_type, parse_filename, parse_kind, parse_sha256,
     parse_size,
 };
 use crate::domain::limits::{self, Action};
+use crate::domain::packs::PackCredential;
 use crate::domain::tokens::{self, Scope};
 use crate::domain::uploads::{self, Upload};
 use crate::domain::{packs, products, releases};
-use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::error::{ApiError, Code};
+use crate::http::extract::{CiCaller, Json, Meta, NoQuery, Query};
+use crate::http::{ApiResult, RequestMeta, respond};
 use crate::state::AppState;
 use crate::storage::UploadSpec;
 
@@ -31,7 +33,7 @@ pub const MAX_SINGLE_PUT: i64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct PresignBody {
+pub struct PresignBody {
     /// Product slug (release uploads).
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     product: Option<String>,
@@ -120,37 +122,47 @@ fn declared(body: &PresignBody) -> Result<Declared, ApiError> {
 fn too_large(size: i64, owner: &str, limit: i64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "artifact_too_large",
+        Code::ArtifactTooLarge,
         format!("{size} bytes is over {owner}'s limit of {limit} bytes per artifact"),
     )
 }
 
-/// Presigns one upload.
-pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    // Credentials first: a request without valid ones learns nothing else, and its body is
-    // not parsed. Pack credentials come in their own headers; everything else is a bearer.
+/// A presigned PUT for one artifact: the Hub derives the key (content-addressed) and
+/// records the upload; the signature binds the length, the sha256 and no-overwrite, so
+/// storage itself refuses anything else.
+#[utoipa::path(
+    post,
+    path = "/api/v1/storage/presign",
+    operation_id = "presignUpload",
+    tag = "ci",
+    summary = "A presigned PUT for one artifact; the Hub derives the key.",
+    request_body = PresignBody,
+    responses((status = 200, description = "Upload with `url` and exactly `uploadHeaders`.", body = doc::PresignedUpload)),
+    security(("appToken" = []), ("packToken" = []), ("githubOidc" = [])),
+    extensions(("x-problems" = json!([409, 413, 415, 422]))),
+)]
+pub async fn post(
+    CiCaller(credential): CiCaller,
+    State(state): State<Arc<AppState>>,
+    Meta(meta): Meta,
+    _: Query<NoQuery>,
+    Json(body): Json<PresignBody>,
+) -> ApiResult {
     let conn = state.db.conn().await?;
-    let credential = if req.header(OIDC_HEADER).is_some() || req.header(PACK_TOKEN_HEADER).is_some()
-    {
-        verify_pack_credential(&state, &conn, &req).await?
-    } else {
-        PackCredential::Token(tokens::authenticate_request(&conn, &state.config, &req).await?)
-    };
-    let body: PresignBody = req.json()?;
     let answer = if body.pack.is_some() {
-        pack_upload(&state, &req, &conn, credential, &body).await
+        pack_upload(&state, &conn, credential, &body).await
     } else {
         release_upload(&state, &conn, credential, &body).await
     };
     if answer.is_ok() {
-        prune_uploads(&state, &req);
+        prune_uploads(&state, &meta);
     }
     answer
 }
 
 /// Deletes old unpublished upload rows ([`uploads::prune`]) after the response, at most once
 /// a minute per instance: presigns are what create them, so presigns clean up after them.
-fn prune_uploads(state: &Arc<AppState>, req: &ApiRequest) {
+fn prune_uploads(state: &Arc<AppState>, meta: &RequestMeta) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now()
@@ -166,8 +178,8 @@ fn prune_uploads(state: &Arc<AppState>, req: &ApiRequest) {
         return;
     }
     let state = state.clone();
-    let request_id = req.request_id().to_owned();
-    (req.meta.background)(Box::pin(async move {
+    let request_id = meta.request_id.clone();
+    meta.background.run(async move {
         let pruned = async { uploads::prune(&state.db.conn().await?).await }.await;
         if let Err(e) = pruned {
             eprintln!(
@@ -176,7 +188,7 @@ fn prune_uploads(state: &Arc<AppState>, req: &ApiRequest) {
                        "code": e.code, "cause": e.cause})
             );
         }
-    }));
+    });
 }
 
 async fn release_upload(
@@ -241,7 +253,7 @@ async fn release_upload(
         });
         if !same {
             return Err(ApiError::conflict(
-                "version_exists",
+                Code::VersionExists,
                 format!(
                     "{} {version} is already published without this artifact; publish a new version",
                     product.slug
@@ -269,7 +281,6 @@ async fn release_upload(
 
 async fn pack_upload(
     state: &AppState,
-    req: &ApiRequest,
     conn: &Conn,
     credential: PackCredential,
     body: &PresignBody,
@@ -293,7 +304,14 @@ async fn pack_upload(
     }
 
     let pack = packs::get(conn, slug.as_str()).await?;
-    let actor = authorize_pack(state, conn, req, credential, &pack, Some(Action::Presign)).await?;
+    let actor = packs::authorize(
+        conn,
+        &state.config.limits,
+        credential,
+        &pack,
+        Some(Action::Presign),
+    )
+    .await?;
     let key = pack_key(&pack.slug, &build, &d.sha256, &d.filename);
     if let Some(existing) = packs::find_build(conn, pack.id, &build).await? {
         let stored = packs::build_artifacts(conn, existing.id).await?;
@@ -302,7 +320,7 @@ async fn pack_upload(
             .any(|a| a.filename == d.filename && a.sha256 == d.sha256)
         {
             return Err(ApiError::conflict(
-                "build_exists",
+                Code::BuildExists,
                 format!(
                     "build {build} of {} is already deployed without this file; deploy a new build",
                     pack.slug
@@ -346,7 +364,7 @@ async fn presign_recorded(state: &AppState, conn: &Conn, wanted: Upload, actor: 
             .is_some_and(|o| o.verify(&key, wanted.size as u64, &wanted.sha256).is_ok());
         if stored.is_some() && !fits {
             return Err(ApiError::conflict(
-                "upload_conflict",
+                Code::UploadConflict,
                 format!(
                     "{key} holds other content ({} bytes); stored artifacts are immutable: \
                      publish a new version",

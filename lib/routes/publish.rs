@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -13,22 +14,23 @@ use crate::db::Sql;
 use crate::domain::audit::{self, Actor};
 use crate::domain::channels::{self, Move};
 use crate::domain::ids::{
-    Arch, Os, Slug, Version, parse_channel, parse_kind, parse_notes, parse_sha256, parse_size,
-    parse_storage_key,
+    Arch, Os, Version, parse_channel, parse_kind, parse_notes, parse_sha256, parse_size,
 };
 use crate::domain::limits::{self, Action};
 use crate::domain::products::Product;
 use crate::domain::releases::{self, NewArtifact, Release, ReleaseView};
 use crate::domain::signature;
-use crate::domain::tokens::{self, Scope};
+use crate::domain::tokens::Scope;
 use crate::domain::{products, uploads};
-use crate::http::{ApiError, ApiRequest, ApiResult, respond};
+use crate::error::{ApiError, Code};
+use crate::http::extract::{Caller, Json, NoQuery, Path, Query};
+use crate::http::{ApiResult, respond};
 use crate::state::AppState;
 use crate::storage::{Declared, verify_declared};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct PublishBody {
+pub struct PublishBody {
     /// SemVer version (a leading `v` is accepted).
     #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$", max_length = 129)]
     version: String,
@@ -49,7 +51,7 @@ pub(crate) struct PublishBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PublishArtifact)]
-pub(crate) struct ArtifactBody {
+pub struct ArtifactBody {
     /// `uploadId` from presign (or `key`).
     upload_id: Option<Uuid>,
     /// Storage `key` from presign (or `uploadId`).
@@ -108,31 +110,18 @@ async fn plan(
         let sha256 = parse_sha256(&a.sha256)?;
         parse_size(&format!("artifacts[{i}].size"), a.size)?;
         let label = format!("artifact {i} ({os}/{arch}/{kind})");
-        let upload = match (&a.upload_id, &a.key) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(format!(
-                    "artifacts[{i}]: give uploadId or key from presign, not both"
-                )));
-            }
-            (Some(id), None) => uploads::by_id(db, *id).await?,
-            (None, Some(key)) => {
-                let key = parse_storage_key(&format!("artifacts[{i}].key"), key)?;
-                uploads::by_key(db, &key).await?
-            }
-            (None, None) => {
-                return Err(ApiError::invalid(format!(
-                    "{label} needs uploadId or key from presign"
-                )));
-            }
-        };
-        let upload = upload
-            .filter(|u| u.product_id == Some(product.id) && u.version.as_deref() == Some(version))
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    "upload_unknown",
-                    format!("{label}: no presigned upload of {} {version} matches; call /api/v1/storage/presign first", product.slug),
-                )
-            })?;
+        let upload = uploads::resolve(
+            db,
+            uploads::Owner::Release {
+                product_id: product.id,
+                version,
+            },
+            a.upload_id,
+            a.key.as_deref(),
+            &format!("artifacts[{i}]"),
+            &label,
+        )
+        .await?;
         let declared = (
             Some(os.as_str()),
             Some(arch.as_str()),
@@ -149,7 +138,7 @@ async fn plan(
         );
         if declared != recorded {
             return Err(ApiError::unprocessable(
-                "artifact_mismatch",
+                Code::ArtifactMismatch,
                 format!(
                     "{label} does not match its presigned upload {} (os, arch, kind, size, sha256 must be equal)",
                     upload.storage_key
@@ -169,7 +158,7 @@ async fn plan(
                     != semver::Version::parse(version).ok()
             {
                 return Err(ApiError::unprocessable(
-                    "signature_version_mismatch",
+                    Code::SignatureVersionMismatch,
                     format!(
                         "{label} is signed for version {} but is published as {version}; Tauri's \
                          updater refuses such an update: sign the file built for {version}",
@@ -181,7 +170,7 @@ async fn plan(
                 && sig_key != expected
             {
                 return Err(ApiError::unprocessable(
-                    "signature_key_mismatch",
+                    Code::SignatureKeyMismatch,
                     format!(
                         "{label} is signed with key {} but {} expects updater key {}",
                         signature::key_id_hex(&sig_key),
@@ -220,7 +209,7 @@ async fn plan(
             (_, 1) => {}
             (_, 0) => {
                 return Err(ApiError::unprocessable(
-                    "primary_required",
+                    Code::PrimaryRequired,
                     format!(
                         "{os}/{arch} has {} artifacts: mark exactly one with \"primary\": true",
                         idx.len()
@@ -229,7 +218,7 @@ async fn plan(
             }
             _ => {
                 return Err(ApiError::unprocessable(
-                    "primary_conflict",
+                    Code::PrimaryConflict,
                     format!("{os}/{arch} has {marked} artifacts marked primary; mark exactly one"),
                 ));
             }
@@ -240,7 +229,7 @@ async fn plan(
 
 fn version_exists(product: &str, version: &str) -> ApiError {
     ApiError::conflict(
-        "version_exists",
+        Code::VersionExists,
         format!(
             "{product} {version} is already published with different artifacts or notes; releases are immutable: publish a new version"
         ),
@@ -277,7 +266,7 @@ async fn existing_answer(
         let (serves, rollout) = channels::lock(&tx, product, channel).await?;
         let moved = |why: String| {
             ApiError::conflict(
-                "channel_moved",
+                Code::ChannelMoved,
                 format!(
                     "{} {} is already published, but {}/{channel} {why}; move it on purpose with a promote",
                     product.slug, r.version, product.slug
@@ -328,13 +317,33 @@ async fn existing_answer(
     )
 }
 
-/// Publishes a release: 201 created, 200 identical re-publish, 409 different content.
-pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let mut conn = state.db.conn().await?;
-    // Credentials first: without valid ones, the body is not even parsed.
-    let principal = tokens::authenticate_request(&conn, &state.config, &req).await?;
-    let slug = Slug::parse("product", req.param("product"))?;
-    let body: PublishBody = req.json()?;
+/// Publishes uploaded artifacts as a release: 201 created, 200 an identical re-publish
+/// (whose channel, when it names one, then serves it), 409 different content. Every object
+/// is verified in storage before anything is written; one transaction writes the release,
+/// its artifacts, the channel move and the audit row.
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{product}/publish",
+    operation_id = "publishRelease",
+    tag = "ci",
+    summary = "Publish uploaded artifacts as a release, optionally onto a channel.",
+    params(super::releases::ProductPath),
+    request_body = PublishBody,
+    responses(
+        (status = 201, description = "Published.", body = ReleaseView),
+        (status = 200, description = "Already published with this exact content.", body = ReleaseView),
+    ),
+    security(("appToken" = [])),
+    extensions(("x-problems" = json!([409, 413, 415, 422]))),
+)]
+pub async fn post(
+    Caller(principal): Caller,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<super::releases::ProductPath>,
+    _: Query<NoQuery>,
+    Json(body): Json<PublishBody>,
+) -> ApiResult {
+    let slug = path.product;
     let version = Version::parse(&body.version)?;
     let channel = body.channel.as_deref().map(parse_channel).transpose()?;
     let rollout_percent = rollout(body.rollout_percent)?;
@@ -346,6 +355,7 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     parse_notes(&body.notes)?;
 
     principal.require_app(slug.as_str(), Scope::Publish, channel)?;
+    let mut conn = state.db.conn().await?;
     let limits = &state.config.limits;
     let actor = principal.token_id.to_string();
     let ((), product) = tokio::try_join!(
@@ -355,10 +365,7 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     let version_str = version.to_string();
     let artifacts = plan(&conn, &product, &version_str, &body.artifacts).await?;
     let digest = releases::content_digest(&body.notes, &artifacts);
-    let actor = Actor {
-        name: principal.actor(),
-        token_id: Some(principal.token_id),
-    };
+    let actor = Actor::from(&principal);
     let intent = Intent {
         channel,
         rollout_percent,
@@ -374,7 +381,7 @@ pub async fn post(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "artifact_too_large",
+            Code::ArtifactTooLarge,
             format!(
                 "{}/{}/{} ({}) is {} bytes, over {}'s limit of {limit} bytes per artifact",
                 a.os, a.arch, a.kind, a.filename, a.size, product.slug

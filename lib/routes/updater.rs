@@ -5,24 +5,25 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use http::StatusCode;
-use serde::Serialize;
+use axum::extract::State;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
-use tokio_postgres::types::Type;
 
-use super::releases::{Latest, LatestArtifact, RolloutClient, lookup_channel};
-use crate::db::Sql;
-use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind};
+use super::consumers::RolloutClient;
+use super::openapi::doc;
+use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind_field};
+use crate::domain::lookup::{self, Latest, LatestArtifact};
 use crate::domain::rollout;
-use crate::http::respond;
-use crate::http::{ApiError, ApiRequest, ApiResult, quoted};
+use crate::http::extract::{Client, Path, Query};
+use crate::http::{ApiError, ApiResult, respond};
 use crate::state::AppState;
 
 /// Tauri's dynamic update response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = UpdaterResponse)]
-pub(crate) struct Update<'a> {
+pub struct Update<'a> {
     /// The version offered.
     version: &'a str,
     /// Release notes; absent when the release has none (as the client libraries model it).
@@ -53,22 +54,71 @@ pub fn update_format(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// `{{target}}`: `linux`, `windows`, `darwin` (Tauri) or `macos` (cargo-packager-updater).
-fn target(s: &str) -> Result<Os, ApiError> {
-    match s {
-        "linux" | "darwin" | "macos" | "windows" => Os::parse(s),
-        _ => Err(ApiError::invalid(format!(
-            "target {} is not valid: expected linux, darwin (or macos) or windows",
-            quoted(s)
-        ))),
-    }
+/// `{product}/{target}/{arch}/{currentVersion}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+pub struct CheckPath {
+    /// Product slug.
+    #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    product: Slug,
+    /// `{{target}}`: `linux`, `windows`, `darwin` (Tauri) or `macos` (cargo-packager-updater).
+    #[param(value_type = String, pattern = "^(linux|windows|darwin|macos)$")]
+    target: Os,
+    /// Architecture (`amd64` means `x86_64`, `arm64` means `aarch64`).
+    #[param(value_type = String, pattern = "^(x86_64|amd64|aarch64|arm64|i686|armv7|riscv64)$")]
+    arch: Arch,
+    /// The running version, percent-encoded SemVer (a leading `v` is accepted).
+    #[param(value_type = String, pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$", max_length = 129)]
+    current_version: Version,
+}
+
+/// `?channel=&bundleType=&clientId=` of the dynamic check.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct CheckQuery {
+    /// Release channel (default `stable`).
+    #[param(pattern = "^(stable|beta|dev)$")]
+    channel: Option<String>,
+    /// Tauri bundle type (`appimage`, `deb`, `rpm`, `nsis`, `msi`, `app`, or `unknown`).
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$")]
+    bundle_type: Option<String>,
+    /// An installation id for staged rollouts (see the latest lookup's `clientId`).
+    #[param(pattern = "^[\\x21-\\x7e]{1,200}$")]
+    client_id: Option<String>,
+}
+
+/// `{product}/{channel}/latest.json` (the segment is named `target` in the path).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ManifestPath {
+    /// Product slug.
+    #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    product: Slug,
+    /// Release channel (`stable`, `beta` or `dev`).
+    target: String,
+}
+
+/// `?bundleType=&clientId=` of the static manifest.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ManifestQuery {
+    /// A Tauri bundle type whose entries to list although they have no update format
+    /// (`deb`, `rpm`); `unknown` lists none.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$")]
+    bundle_type: Option<String>,
+    /// An installation id for staged rollouts (see the latest lookup's `clientId`); without
+    /// one, a staged rollout's previous release is listed.
+    #[param(pattern = "^[\\x21-\\x7e]{1,200}$")]
+    client_id: Option<String>,
 }
 
 /// `bundleType`: a kind, or Tauri's `unknown` (a client that cannot tell its bundle type).
-fn bundle_type(req: &ApiRequest) -> Result<Option<String>, ApiError> {
-    Ok(req
-        .query("bundleType")
-        .map(|b| parse_kind(&b.to_ascii_lowercase()))
+fn bundle_type(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    Ok(value
+        .map(|b| parse_kind_field("bundleType", &b.to_ascii_lowercase()))
         .transpose()?
         .filter(|b| b != "unknown"))
 }
@@ -95,19 +145,40 @@ fn notes(text: &str) -> Option<&str> {
     Some(text).filter(|n| !n.is_empty())
 }
 
-/// `GET /api/v1/updater/{product}/{target}/{arch}/{currentVersion}?channel=&bundleType=&clientId=`.
-pub async fn dynamic(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let product = Slug::parse("product", req.param("product"))?;
-    let os = target(req.param("target"))?;
-    let arch = Arch::parse(req.param("arch"))?;
-    let current = Version::parse_field("currentVersion", req.param("currentVersion"))?;
-    let channel = parse_channel(req.query("channel").as_deref().unwrap_or("stable"))?;
-    let bundle = bundle_type(&req)?;
-    let client = RolloutClient::of(&req, true)?;
+/// Tauri's dynamic update check: 200 with the update this client gets (the rollout rule),
+/// or 204 when there is none.
+#[utoipa::path(
+    get,
+    path = "/api/v1/updater/{product}/{target}/{arch}/{currentVersion}",
+    operation_id = "updaterCheck",
+    tag = "updater",
+    summary = "Tauri v2 dynamic updater: the update, or 204 when there is none.",
+    params(CheckPath, CheckQuery, ("x-atlas-client-id" = Option<String>, Header, description = "The installation id for staged rollouts (see `clientId`).", pattern = "^[\\x21-\\x7e]{1,200}$")),
+    responses(
+        (status = 200, description = "An update.", body = Update),
+        (status = 204, description = "No update."),
+    ),
+    extensions(("x-problems" = json!([304]))),
+)]
+pub async fn dynamic(
+    State(state): State<Arc<AppState>>,
+    Client(address): Client,
+    headers: HeaderMap,
+    Path(path): Path<CheckPath>,
+    Query(query): Query<CheckQuery>,
+) -> ApiResult {
+    let product = path.product;
+    let (os, arch, current) = (path.target, path.arch, path.current_version);
+    let channel = parse_channel(query.channel.as_deref().unwrap_or("stable"))?;
+    let bundle = bundle_type(query.bundle_type.as_deref())?;
+    let client = RolloutClient::of(&headers, query.client_id.as_deref(), address, true)?;
 
-    let served = lookup_channel(&state, product.as_str(), channel, os, arch).await?;
+    let served = state
+        .lookups
+        .lookup(product.as_str(), channel, os, arch)
+        .await?;
     let update = served
-        .for_client(product.as_str(), &client)
+        .for_client(product.as_str(), client.key())
         .filter(|r| newer(&r.version, current.semver()))
         .and_then(|r| pick(r, bundle.as_deref()).map(|a| (r, a)));
 
@@ -131,7 +202,6 @@ pub async fn dynamic(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
         StatusCode::NO_CONTENT
     };
     Ok(respond::cached(
-        &req,
         status,
         "application/json",
         body,
@@ -139,22 +209,13 @@ pub async fn dynamic(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     ))
 }
 
-/// One release's signed artifacts, as the manifest lists them.
-struct ManifestRelease {
-    version: String,
-    notes: String,
-    published_at: time::OffsetDateTime,
-    /// (os, arch, kind, download id, signature, primary), primary first per platform.
-    artifacts: Vec<(String, String, String, String, String, bool)>,
-}
-
-/// `GET /api/v1/updater/{product}/{channel}/latest.json?bundleType=&clientId=`: Tauri's
-/// static manifest for the release this client gets from the channel, with `platforms`
-/// keyed `{os}-{arch}` and `{os}-{arch}-{kind}` (and `macos-{arch}` beside `darwin-{arch}`:
-/// cargo-packager-updater looks up `{target}-{arch}` with target `macos`). Every entry carries `format`, so a client that
-/// parses the whole document (cargo-packager-updater) accepts it: kinds without a format
-/// (`deb`, `rpm`, …) are listed only for a client that asks for them with `bundleType`
-/// (Tauri: `latest.json?bundleType={{bundle_type}}`).
+/// Tauri's static manifest for the release this client gets from the channel, with
+/// `platforms` keyed `{os}-{arch}` and `{os}-{arch}-{kind}` (and `macos-{arch}` beside
+/// `darwin-{arch}`: cargo-packager-updater looks up `{target}-{arch}` with target `macos`).
+/// Every entry carries `format`, so a client that parses the whole document
+/// (cargo-packager-updater) accepts it: kinds without a format (`deb`, `rpm`, …) are listed
+/// only for a client that asks for them with `bundleType` (Tauri:
+/// `latest.json?bundleType={{bundle_type}}`).
 ///
 /// A static manifest is cached by the CDN for everyone, so during a staged rollout a
 /// client without a client id (`?clientId=` or `x-atlas-client-id`) cannot be bucketed and
@@ -162,55 +223,33 @@ struct ManifestRelease {
 ///
 /// The route names the channel segment `{target}`: Vercel's file-system routing needs one
 /// name for the dynamic folder it shares with the dynamic updater's `{target}`.
-pub async fn manifest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
-    let product = Slug::parse("product", req.param("product"))?;
-    let channel = parse_channel(req.param("target"))?;
-    let bundle = bundle_type(&req)?;
-    let client = RolloutClient::of(&req, false)?;
+#[utoipa::path(
+    get,
+    path = "/api/v1/updater/{product}/{target}/latest.json",
+    operation_id = "updaterManifest",
+    tag = "updater",
+    summary = "Tauri static manifest of a channel (`{target}` is the channel name). Every entry carries `format`; kinds without one (`deb`, `rpm`) are listed only with `bundleType` naming them. During a staged rollout, a client without a client id gets the previous release.",
+    params(ManifestPath, ManifestQuery, ("x-atlas-client-id" = Option<String>, Header, description = "The installation id for staged rollouts (see `clientId`).", pattern = "^[\\x21-\\x7e]{1,200}$")),
+    responses((status = 200, description = "The manifest.", body = doc::UpdaterManifest)),
+    extensions(("x-problems" = json!([304]))),
+)]
+pub async fn manifest(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(path): Path<ManifestPath>,
+    Query(query): Query<ManifestQuery>,
+) -> ApiResult {
+    let product = path.product;
+    let channel = parse_channel(&path.target)?;
+    let bundle = bundle_type(query.bundle_type.as_deref())?;
+    let client = RolloutClient::of(&headers, query.client_id.as_deref(), None, false)?;
     let conn = state.db.conn().await?;
-    let rows = conn
-        .query(
-            "SELECT s.slot, c.rollout_percent, r.version, r.notes, r.published_at, a.os, a.arch,
-                    a.kind, a.download_id, a.signature, a.is_primary
-             FROM products p
-             JOIN channels c ON c.product_id = p.id AND c.name = $2
-             CROSS JOIN LATERAL (VALUES ('current', c.release_id),
-                 ('previous', CASE WHEN c.rollout_percent < 100 THEN c.previous_release_id END))
-                 AS s(slot, release_id)
-             JOIN releases r ON r.id = s.release_id AND r.yanked_at IS NULL
-             JOIN artifacts a ON a.release_id = r.id AND a.signature IS NOT NULL
-             WHERE p.slug = $1
-             ORDER BY s.slot, a.os, a.arch, a.is_primary DESC, a.kind",
-            &[(&product.as_str(), Type::TEXT), (&channel, Type::TEXT)],
-        )
-        .await?;
+    let lookup::Manifest {
+        rollout_percent: percent,
+        current,
+        previous,
+    } = lookup::manifest(&conn, product.as_str(), channel).await?;
     drop(conn);
-    let mut percent = 100;
-    let (mut current, mut previous): (Option<ManifestRelease>, Option<ManifestRelease>) =
-        (None, None);
-    for r in &rows {
-        percent = r.get("rollout_percent");
-        let slot = if r.get::<_, &str>("slot") == "current" {
-            &mut current
-        } else {
-            &mut previous
-        };
-        slot.get_or_insert_with(|| ManifestRelease {
-            version: r.get("version"),
-            notes: r.get("notes"),
-            published_at: r.get("published_at"),
-            artifacts: Vec::new(),
-        })
-        .artifacts
-        .push((
-            r.get("os"),
-            r.get("arch"),
-            r.get("kind"),
-            r.get("download_id"),
-            r.get("signature"),
-            r.get("is_primary"),
-        ));
-    }
     let staged = current.is_some() && percent < 100;
     let Some(release) = rollout::choose(
         product.as_str(),
@@ -266,7 +305,7 @@ pub async fn manifest(state: Arc<AppState>, req: ApiRequest) -> ApiResult {
     if let Some(n) = notes(&release.notes) {
         body["notes"] = json!(n);
     }
-    respond::cached_json(&req, &body, client.cache(&state, staged))
+    respond::cached_json(&body, client.cache(&state, staged))
 }
 
 #[cfg(test)]

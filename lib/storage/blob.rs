@@ -29,51 +29,17 @@ use time::OffsetDateTime;
 
 use super::{ObjectInfo, PresignedUpload, StorageError, UploadSpec};
 use crate::config::{BlobConfig, Secret};
+use crate::error::Code;
 
-/// The Blob API the official SDK talks to when `VERCEL_BLOB_API_URL` is unset.
-pub const DEFAULT_API_URL: &str = "https://vercel.com/api/blob";
+pub use crate::config::blob::{
+    CLIENT_TOKEN_PREFIX, DEFAULT_API_URL, READ_WRITE_TOKEN_PREFIX, default_public_url, is_store_id,
+    store_id_of_read_write_token,
+};
+
 /// The `x-api-version` the official SDK 2.x sends.
 pub const API_VERSION: &str = "12";
 /// The longest pathname the Blob API accepts (the SDK's `MAXIMUM_PATHNAME_LENGTH`).
 pub const MAX_PATHNAME_LEN: usize = 950;
-/// Prefix of a store's read-write token.
-pub const READ_WRITE_TOKEN_PREFIX: &str = "vercel_blob_rw_";
-/// Prefix of a client token.
-pub const CLIENT_TOKEN_PREFIX: &str = "vercel_blob_client_";
-
-/// The store id inside a read-write token, or why the token is not one. Messages never
-/// contain the token.
-pub fn store_id_of_read_write_token(token: &str) -> Result<&str, &'static str> {
-    if token.starts_with(CLIENT_TOKEN_PREFIX) {
-        return Err("this is a client token; use the store's read-write token (vercel_blob_rw_…)");
-    }
-    let rest = token
-        .strip_prefix(READ_WRITE_TOKEN_PREFIX)
-        .ok_or("not a Vercel Blob read-write token: expected vercel_blob_rw_<storeId>_<secret>")?;
-    let (store_id, secret) = rest
-        .split_once('_')
-        .ok_or("no store id: expected vercel_blob_rw_<storeId>_<secret>")?;
-    if !is_store_id(store_id) {
-        return Err("the store id in the token is not 1 to 64 letters and digits");
-    }
-    if secret.is_empty() || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("the secret part of the token is empty or has spaces or control characters");
-    }
-    Ok(store_id)
-}
-
-/// Store ids are letters and digits (the SDK splits tokens on `_`).
-pub fn is_store_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// The host of a store's public blobs.
-pub fn default_public_url(store_id: &str) -> String {
-    format!(
-        "https://{}.public.blob.vercel-storage.com",
-        store_id.to_ascii_lowercase()
-    )
-}
 
 /// The constraints a client token carries, in the field order the official SDK writes them
 /// when given in this order (the signature covers the exact bytes).
@@ -280,7 +246,7 @@ impl BlobStorage {
         if key.len() > MAX_PATHNAME_LEN {
             return Err(StorageError::Refused {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "storage_key_too_long",
+                code: Code::StorageKeyTooLong,
                 detail: format!(
                     "the storage key would be {} characters; Vercel Blob accepts at most {MAX_PATHNAME_LEN} \
                      (shorten the version, kind or filename)",
@@ -291,7 +257,7 @@ impl BlobStorage {
         if key.contains("//") {
             return Err(StorageError::Refused {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "storage_key_invalid",
+                code: Code::StorageKeyInvalid,
                 detail: "Vercel Blob refuses pathnames containing \"//\"".into(),
             });
         }
@@ -463,7 +429,7 @@ mod tests {
         };
         let code = |key: &str| match blob.check_key(key) {
             Ok(()) => "ok",
-            Err(StorageError::Refused { code, .. }) => code,
+            Err(StorageError::Refused { code, .. }) => code.as_str(),
             Err(StorageError::Unavailable(_)) => "unavailable",
         };
         assert_eq!(code(&"k".repeat(MAX_PATHNAME_LEN)), "ok");

@@ -12,7 +12,7 @@ use http::StatusCode;
 use time::OffsetDateTime;
 
 use crate::config::StorageConfig;
-use crate::http::ApiError;
+use crate::error::{ApiError, Code};
 
 /// A presigned upload the client performs itself.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ pub async fn verify_declared(storage: &Storage, declared: &[Declared<'_>]) -> Re
     for (d, head) in declared.iter().zip(heads) {
         let Some(object) = head? else {
             return Err(ApiError::unprocessable(
-                "object_missing",
+                Code::ObjectMissing,
                 format!(
                     "{} is not in storage: PUT it to the presigned URL first",
                     d.label
@@ -112,7 +112,7 @@ pub async fn verify_declared(storage: &Storage, declared: &[Declared<'_>]) -> Re
         };
         if let Err(difference) = object.verify(d.key, d.size, d.sha256_hex) {
             return Err(ApiError::unprocessable(
-                "object_mismatch",
+                Code::ObjectMismatch,
                 format!("{} in storage {difference}", d.label),
             ));
         }
@@ -152,7 +152,7 @@ pub enum StorageError {
         /// HTTP status of the problem.
         status: StatusCode,
         /// Stable machine code.
-        code: &'static str,
+        code: Code,
         /// What to change.
         detail: String,
     },

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use atlas_hub::db::migrate::{self, MIGRATIONS, Migration};
 use atlas_hub::db::{Db, Sql};
 use atlas_hub::dev::{free_port, pgbouncer::LocalPgBouncer};
-use atlas_hub::http::{ApiRequest, ApiResult, Handler, MAX_BODY_BYTES, Route, respond};
-use atlas_hub::routes::ROUTES;
+use atlas_hub::http::MAX_BODY_BYTES;
+use atlas_hub::routes::FUNCTIONS;
 use atlas_hub::state::AppState;
-use futures_util::future::BoxFuture;
-use http::{Method, StatusCode};
+use http::Method;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 use crate::support::{
     Function, HubOptions, TestHub, client, config, fresh_database, function_binary, log_lines_for,
@@ -100,9 +100,14 @@ fn sample(name: &str) -> &'static str {
 async fn every_function_binary_resolves_its_route_from_the_path_and_the_query() {
     let database_url = fresh_database(true).await;
     let c = client();
-    for route in ROUTES {
+    let doc = atlas_hub::routes::openapi::generate();
+    for route in FUNCTIONS {
         let function = Function::start(route.bin, &database_url);
-        let names: Vec<&str> = route.param_names().collect();
+        let names: Vec<&str> = route
+            .pattern
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect();
         let mut paths = vec![
             route
                 .pattern
@@ -122,7 +127,11 @@ async fn every_function_binary_resolves_its_route_from_the_path_and_the_query() 
             let query: Vec<String> = names.iter().map(|n| format!("{n}={}", sample(n))).collect();
             paths.push(format!("/{file_path}?{}", query.join("&")));
         }
-        let method = route.methods[0].0.clone();
+        let first = doc["paths"][route.pattern]
+            .as_object()
+            .and_then(|ops| ops.keys().next())
+            .unwrap_or_else(|| panic!("{} is not in the OpenAPI document", route.pattern));
+        let method: Method = first.to_ascii_uppercase().parse().unwrap();
         for (i, path) in paths.iter().enumerate() {
             let id = format!(
                 "route-{}-{i}",
@@ -208,13 +217,15 @@ fn api_gateway_v2_event(
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
 }
 
-fn lambda_body(response: &lambda_http::Response<lambda_http::Body>) -> Value {
-    let bytes: &[u8] = match response.body() {
-        lambda_http::Body::Text(t) => t.as_bytes(),
-        lambda_http::Body::Binary(b) => b,
-        _ => b"",
-    };
-    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+/// The status, headers and JSON body of a response.
+async fn answer(response: axum::response::Response) -> (u16, http::HeaderMap, Value) {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (
+        parts.status.as_u16(),
+        parts.headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn lambda_state() -> Arc<AppState> {
@@ -225,7 +236,7 @@ async fn lambda_state() -> Arc<AppState> {
 #[tokio::test]
 async fn the_lambda_adapter_serves_health_from_a_real_event() {
     let state = lambda_state().await;
-    let health = ROUTES.iter().find(|r| r.pattern == "/api/health").unwrap();
+    let app = atlas_hub::hosts::lambda::app(atlas_hub::routes::router(state));
     let event = api_gateway_v2_event(
         "GET",
         "/api/health",
@@ -233,120 +244,112 @@ async fn the_lambda_adapter_serves_health_from_a_real_event() {
         &[("x-request-id", "lambda-health-1")],
         None,
     );
-    let r = atlas_hub::hosts::lambda::handle(state, health, event).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["x-request-id"], "lambda-health-1");
-    assert_eq!(r.headers()["content-type"], "application/json");
-    let body = lambda_body(&r);
+    let (status, headers, body) = answer(app.oneshot(event).await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-request-id"], "lambda-health-1");
+    assert_eq!(headers["content-type"], "application/json");
     assert_eq!(body["status"], "ok", "{body}");
     assert_eq!(body["schema"]["current"], body["schema"]["expected"]);
 }
 
-/// Answers the resolved path parameters and the body length.
-fn echo(_state: Arc<AppState>, req: ApiRequest) -> BoxFuture<'static, ApiResult> {
-    Box::pin(async move {
-        let params: serde_json::Map<String, Value> = req
-            .params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), json!(v)))
-            .collect();
-        respond::json(
-            StatusCode::OK,
-            &json!({ "params": params, "bodyBytes": req.body.len() }),
-        )
-    })
-}
-
 /// A route outside `/api`, hosted like `/download/…`: its function lives at
-/// `/api/download/[product]/echo/[version]` and Vercel may hand it either path.
-static ECHO: Route = Route {
-    query: &["channel"],
-    pattern: "/download/{product}/echo/{version}",
-    methods: &[
-        (Method::GET, echo as Handler),
-        (Method::POST, echo as Handler),
-    ],
-    api_file: "api/download/[product]/echo/[version].rs",
-    bin: "echo",
-};
+/// `/api/download/[product]/echo/[version]` and Vercel may hand it either path. It answers
+/// the path parameters it resolved and the size of the JSON body it read.
+fn echo() -> axum::Router {
+    use atlas_hub::http::extract::{Json, Path};
+    type Params = Path<std::collections::BTreeMap<String, String>>;
+    async fn echo(Path(params): Params) -> axum::Json<Value> {
+        axum::Json(json!({ "params": params, "bodyBytes": 0 }))
+    }
+    async fn echo_body(Path(params): Params, Json(body): Json<Value>) -> axum::Json<Value> {
+        axum::Json(json!({ "params": params, "bodyBytes": body.to_string().len() }))
+    }
+    let router = axum::Router::new()
+        .route(
+            "/download/{product}/echo/{version}",
+            axum::routing::get(echo).post(echo_body),
+        )
+        .route("/api/v1/echo/{product}/{version}", axum::routing::get(echo))
+        .fallback(atlas_hub::http::middleware::no_route);
+    atlas_hub::hosts::vercel::app(router)
+}
 
 #[tokio::test]
 async fn path_parameters_resolve_from_the_path_or_from_the_query() {
-    let state = lambda_state().await;
-    let call = |path: &'static str, query: &'static str| {
-        let state = state.clone();
-        async move {
-            let event = api_gateway_v2_event("GET", path, query, &[], None);
-            atlas_hub::hosts::lambda::handle(state, &ECHO, event).await
-        }
+    let call = |path: &'static str, query: &'static str| async move {
+        let uri = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        };
+        let req = http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        answer(echo().oneshot(req).await.unwrap()).await
     };
 
     // The public path, percent-encoded as a client sends `1.2.0+build.5`.
-    let r = call("/download/launcher/echo/1.2.0%2Bbuild.5", "").await;
-    assert_eq!(r.status(), 200);
-    assert!(r.headers().contains_key("x-request-id"));
+    let (status, _, body) = call("/download/launcher/echo/1.2.0%2Bbuild.5", "").await;
+    assert_eq!(status, 200);
     assert_eq!(
-        lambda_body(&r)["params"],
+        body["params"],
         json!({"product": "launcher", "version": "1.2.0+build.5"})
     );
 
     // The function path with the parameters in the query, as file-system routing sends it.
-    let r = call(
+    let (status, _, body) = call(
         "/api/download/[product]/echo/[version]",
-        "product=launcher&version=1.2.0%2Bbuild.5&channel=beta",
+        "product=launcher&version=1.2.0%2Bbuild.5",
     )
     .await;
-    assert_eq!(r.status(), 200, "{:?}", lambda_body(&r));
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
-        lambda_body(&r)["params"],
+        body["params"],
         json!({"product": "launcher", "version": "1.2.0+build.5"})
     );
 
-    // A parameter missing from both, or one that would smuggle a path segment: no route.
-    for (path, query) in [
-        ("/api/download/[product]/echo/[version]", "product=launcher"),
-        (
-            "/api/download/[product]/echo/[version]",
-            "product=launcher&version=",
-        ),
-        (
-            "/api/download/[product]/echo/[version]",
-            "product=a%2Fb&version=1.0.0",
-        ),
-    ] {
-        let r = call(path, query).await;
-        assert_eq!(r.status(), 404, "{path}?{query}");
-        assert_eq!(lambda_body(&r)["code"], "not_found");
-        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // A parameter missing, or given twice (a client's own beside the platform's): refused.
+    for query in ["product=launcher", "product=launcher&version=1&version=2"] {
+        let (status, headers, body) = call("/api/download/[product]/echo/[version]", query).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_input")),
+            "{query}: {body}"
+        );
+        assert_eq!(headers["content-type"], "application/problem+json");
     }
+    // An empty one names no route; one holding a slash stays one segment.
+    let (status, _, body) = call(
+        "/api/download/[product]/echo/[version]",
+        "product=launcher&version=",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, _, body) = call(
+        "/api/download/[product]/echo/[version]",
+        "product=a%2Fb&version=1.0.0",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["params"]["product"], "a/b");
 }
-
-/// The same handler under `/api`, where the function's file path has the route's shape.
-static ECHO_API: Route = Route {
-    query: &["channel"],
-    pattern: "/api/v1/echo/{product}/{version}",
-    methods: &[(Method::GET, echo as Handler)],
-    api_file: "api/v1/echo/[product]/[version].rs",
-    bin: "echo_api",
-};
 
 /// Vercel's Rust builder routes `/api/v1/echo/a/b` to the function as
 /// `/api/v1/echo/[product]/[version]?product=a&version=b`. If a function ever sees that
 /// destination path, the `[product]` placeholder must not be taken as the value.
 #[tokio::test]
 async fn file_path_placeholders_defer_to_the_query() {
-    let state = lambda_state().await;
-    let event = api_gateway_v2_event(
-        "GET",
-        "/api/v1/echo/[product]/[version]",
-        "product=launcher&version=1.0.0",
-        &[],
-        None,
-    );
-    let r = atlas_hub::hosts::lambda::handle(state, &ECHO_API, event).await;
-    assert_eq!(r.status(), 200);
+    let req = http::Request::get("/api/v1/echo/[product]/[version]?product=launcher&version=1.0.0")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, _, body) = answer(echo().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, 200);
     assert_eq!(
-        lambda_body(&r)["params"],
+        body["params"],
         json!({"product": "launcher", "version": "1.0.0"})
     );
 }
@@ -356,56 +359,32 @@ async fn file_path_placeholders_defer_to_the_query() {
 #[tokio::test]
 async fn oversized_bodies_are_answered_413_by_the_lambda_adapter() {
     let state = lambda_state().await;
-    let at_limit = "x".repeat(MAX_BODY_BYTES);
-    let event = api_gateway_v2_event(
-        "POST",
-        "/download/launcher/echo/1.0.0",
-        "",
-        &[("content-type", "text/plain")],
-        Some(&at_limit),
-    );
-    let r = atlas_hub::hosts::lambda::handle(state.clone(), &ECHO, event).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(lambda_body(&r)["bodyBytes"], MAX_BODY_BYTES);
-
-    let over = "x".repeat(MAX_BODY_BYTES + 1);
-    let event = api_gateway_v2_event(
-        "POST",
-        "/download/launcher/echo/1.0.0",
-        "",
-        &[("content-type", "text/plain")],
-        Some(&over),
-    );
-    let r = atlas_hub::hosts::lambda::handle(state, &ECHO, event).await;
-    assert_eq!(r.status(), 413);
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
-    assert_eq!(lambda_body(&r)["code"], "payload_too_large");
-}
-
-/// The first route answering POST, as a request path (any route shows the limit; a POST
-/// route is where clients actually send bodies).
-fn a_post_route_path() -> Option<String> {
-    let route = ROUTES
-        .iter()
-        .find(|r| r.methods.iter().any(|(m, _)| m == Method::POST))?;
-    Some(
-        route
-            .pattern
-            .split('/')
-            .map(|s| if s.starts_with('{') { "x" } else { s })
-            .collect::<Vec<_>>()
-            .join("/"),
-    )
+    let app = atlas_hub::hosts::lambda::app(atlas_hub::routes::router(state));
+    // A JSON body of exactly the limit is read (and refused for its content, not its size).
+    let at_limit = format!("{{\"x\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES - 8));
+    assert_eq!(at_limit.len(), MAX_BODY_BYTES);
+    let over = format!("{{\"x\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES - 7));
+    let event = |body: &str| {
+        api_gateway_v2_event(
+            "POST",
+            "/api/v1/storage/presign",
+            "",
+            &[("content-type", "application/json")],
+            Some(body),
+        )
+    };
+    let (status, _, body) = answer(app.clone().oneshot(event(&at_limit)).await.unwrap()).await;
+    assert_ne!(status, 413, "{body}");
+    let (status, headers, body) = answer(app.oneshot(event(&over)).await.unwrap()).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["code"], "payload_too_large");
 }
 
 #[tokio::test]
 async fn oversized_bodies_are_answered_413_by_the_local_server() {
     let hub = TestHub::start().await;
-    let (method, path) = match a_post_route_path() {
-        Some(path) => (Method::POST, path),
-        // TODO: no POST route exists yet; the limit applies to every matched route.
-        None => (Method::GET, "/api/health".to_owned()),
-    };
+    let (method, path) = (Method::POST, "/api/v1/storage/presign".to_owned());
     let r = client()
         .request(method.clone(), hub.at(&path))
         .header("content-type", "application/json")

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use atlas_hub::db::migrate::MIGRATIONS;
-use atlas_hub::http::Route;
-use atlas_hub::routes::ROUTES;
+use atlas_hub::routes::FUNCTIONS as ROUTES;
+use atlas_hub::routes::Function as Route;
+// The Vercel functions: one per route of the router (`atlas_hub::routes::FUNCTIONS`).
 
 use crate::support::root;
 
@@ -140,8 +141,15 @@ fn route_table_api_files_bins_and_vercel_json_agree() {
         if !seen.2.insert(route.bin) {
             problems.push(format!("bin name {} is used by two routes", route.bin));
         }
-        if route.methods.is_empty() {
-            problems.push(format!("route {} has no methods", route.pattern));
+    }
+    // Every function's route is a route of the router (its OpenAPI paths are the router's).
+    let doc = atlas_hub::routes::openapi::generate();
+    for route in ROUTES {
+        if doc["paths"].get(route.pattern).is_none() {
+            problems.push(format!(
+                "function {}: the router has no route {}",
+                route.bin, route.pattern
+            ));
         }
     }
 
@@ -279,6 +287,20 @@ fn route_table_api_files_bins_and_vercel_json_agree() {
             });
         }
     }
+    // Each rewrite is undone by the Vercel host: its destination prefix maps back to the
+    // source's (`atlas_hub::hosts::vercel::REWRITES`).
+    for (source, destination) in &actual_rewrites {
+        let undone = atlas_hub::hosts::vercel::REWRITES.iter().any(|(from, to)| {
+            destination.strip_prefix(from) == source.strip_prefix(to)
+                && destination.starts_with(from)
+        });
+        if !undone {
+            problems.push(format!(
+                "vercel.json rewrites {source} to {destination}, and hosts::vercel::REWRITES \
+                 does not map it back"
+            ));
+        }
+    }
 
     assert_no_problems("layout", &problems);
 }
@@ -378,8 +400,8 @@ fn migrations_folder_and_migration_list_agree() {
 /// read (`"ATLAS_…"`, `"…_URL"`, `"PORT"` string literals) is documented in `.env.example` and in the README's configuration table.
 #[test]
 fn every_configuration_variable_is_documented() {
-    let mut sources = vec!["lib/config.rs".to_owned()];
-    for dir in ["cli", "lib/dev"] {
+    let mut sources = Vec::new();
+    for dir in ["lib/config", "cli", "lib/dev"] {
         for entry in std::fs::read_dir(root().join(dir)).unwrap().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".rs") {

@@ -917,7 +917,7 @@ async fn the_lookup_statement_and_the_pooler_function_agree() {
 
     let db = crate::support::connect(&hub.database_url).await;
     let prepared = db
-        .prepare(atlas_hub::routes::releases::CHANNEL_PLATFORM_SQL)
+        .prepare(atlas_hub::domain::lookup::CHANNEL_PLATFORM_SQL)
         .await
         .unwrap();
     let mut compared = 0;
@@ -943,12 +943,9 @@ async fn the_lookup_statement_and_the_pooler_function_agree() {
                 };
                 let direct = rows(db.query(&prepared, &params).await.unwrap());
                 let pooled = rows(
-                    db.query(
-                        atlas_hub::routes::releases::CHANNEL_PLATFORM_POOLED,
-                        &params,
-                    )
-                    .await
-                    .unwrap(),
+                    db.query(atlas_hub::domain::lookup::CHANNEL_PLATFORM_POOLED, &params)
+                        .await
+                        .unwrap(),
                 );
                 // Same columns (by name, in order) and values.
                 let sorted = |mut v: Vec<String>| {
@@ -985,7 +982,7 @@ async fn the_lookup_statement_and_the_pooler_function_agree() {
     }
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
         [&keys[0], &keys[1], &keys[2], &keys[3]];
-    let batch = |pooler| atlas_hub::routes::releases::batch_sql(pooler);
+    let batch = |pooler| atlas_hub::domain::lookup::batch_sql(pooler);
     let direct = db.query(batch(Pooler::None), &params).await.unwrap();
     let pooled = db.query(batch(Pooler::Transaction), &params).await.unwrap();
     let flat = |rows: &[tokio_postgres::Row]| -> Vec<String> {

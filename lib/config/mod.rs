@@ -3,10 +3,13 @@
 //! Reading it never touches the network: it only parses strings. Every problem is
 //! collected so a bad deployment fails at start with one message naming each variable.
 
+pub mod blob;
+mod limits;
+
+pub use limits::{Limits, Rate};
+
 use std::fmt;
 use std::time::Duration;
-
-use crate::domain::limits::{Limits, Rate};
 
 /// A secret value: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -431,7 +434,6 @@ fn read_s3(r: &mut Reader<'_>) -> S3Config {
 }
 
 fn read_blob(r: &mut Reader<'_>) -> BlobConfig {
-    use crate::storage::blob;
     const TOKEN: &str = "BLOB_READ_WRITE_TOKEN";
     let read_write_token = r.optional(TOKEN).unwrap_or_default();
     let store_id = if read_write_token.is_empty() {
