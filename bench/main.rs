@@ -9,7 +9,8 @@
 //!
 //! Settings (environment): `ATLAS_BENCH_SECONDS` (load run length, default 10),
 //! `ATLAS_BENCH_COLD_RUNS` (default 25), `ATLAS_BENCH_OUT` (default `results`),
-//! `ATLAS_BENCH_LOGS=1` (keep each function's request log in the work folder).
+//! `ATLAS_BENCH_LOGS=1` (keep each function's request log in the work folder),
+//! `ATLAS_BENCH_ONLY` (a comma list of `sizes`, `cold`, `lookups`, `presign`, `criterion`).
 
 mod http;
 mod load;
@@ -349,11 +350,28 @@ fn run() -> Result<bool, String> {
     ctx.raw.insert("catalogue".into(), catalogue.clone());
 
     let mut rows: Vec<Row> = Vec::new();
-    sizes(&mut ctx, &mut rows)?;
-    cold_starts(&mut ctx, &mut rows)?;
-    lookups(&mut ctx, &mut rows)?;
-    presign_and_publish(&mut ctx, &catalogue, &mut rows)?;
-    criterion(&mut ctx, &mut rows)?;
+    // `ATLAS_BENCH_ONLY=cold,lookups` runs only those parts (while working on one figure);
+    // a table without every part is not a budget check.
+    let only = std::env::var("ATLAS_BENCH_ONLY").ok();
+    let part = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p.trim() == name))
+    };
+    if part("sizes") {
+        sizes(&mut ctx, &mut rows)?;
+    }
+    if part("cold") {
+        cold_starts(&mut ctx, &mut rows)?;
+    }
+    if part("lookups") {
+        lookups(&mut ctx, &mut rows)?;
+    }
+    if part("presign") {
+        presign_and_publish(&mut ctx, &catalogue, &mut rows)?;
+    }
+    if part("criterion") {
+        criterion(&mut ctx, &mut rows)?;
+    }
 
     // Zero non-2xx/3xx responses in every load run (floors included).
     let bad: Vec<String> = ctx

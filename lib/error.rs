@@ -117,7 +117,6 @@ impl serde::Serialize for Code {
 /// An error answered as `application/problem+json` with a stable machine `code`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable code.
     pub code: Code,
@@ -125,8 +124,6 @@ pub struct ApiError {
     pub detail: String,
     /// Extra members merged into the body (e.g. `missing` platforms).
     pub extra: Option<serde_json::Value>,
-    /// `Allow` header for 405 answers.
-    pub allow: Option<String>,
     /// `Retry-After` seconds for 429 answers.
     pub retry_after: Option<u64>,
     /// The cause, logged and never sent to the client (5xx only).
@@ -141,7 +138,6 @@ impl ApiError {
             code,
             detail: detail.into(),
             extra: None,
-            allow: None,
             retry_after: None,
             cause: None,
         }
@@ -205,15 +201,14 @@ impl ApiError {
         e
     }
 
-    /// 405 `method_not_allowed`, with the methods the route answers.
-    pub fn method_not_allowed(allow: &str) -> Self {
-        let mut e = Self::new(
+    /// 405 `method_not_allowed` (the router adds the `Allow` header naming the methods the
+    /// route answers).
+    pub fn method_not_allowed(method: &http::Method) -> Self {
+        Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             Code::MethodNotAllowed,
-            format!("this route answers {allow}"),
-        );
-        e.allow = Some(allow.to_owned());
-        e
+            format!("this route does not answer {method}; its Allow header lists what it does"),
+        )
     }
 
     /// Adds members to the problem body.

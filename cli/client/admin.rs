@@ -119,7 +119,6 @@ pub struct ProductCreateArgs {
 pub struct ProductUpdateArgs {
     #[command(flatten)]
     admin: AdminArgs,
-    /// Product slug.
     slug: String,
     /// New display name.
     #[arg(long)]
@@ -223,7 +222,6 @@ pub struct PackCreateArgs {
 pub struct PackUpdateArgs {
     #[command(flatten)]
     admin: AdminArgs,
-    /// Pack slug.
     slug: String,
     /// New display name.
     #[arg(long)]

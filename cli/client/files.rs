@@ -14,7 +14,6 @@ pub struct LocalFile {
     pub path: PathBuf,
     /// Its file name, as stored and offered for download.
     pub filename: String,
-    /// Bytes.
     pub size: u64,
     /// Lower-case hex sha256 (empty until [`LocalFile::hash`]).
     pub sha256: String,
@@ -88,13 +87,9 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
 /// One release file: `os/arch/kind=path`, with the `.sig` beside it as its signature.
 #[derive(Debug, Clone)]
 pub struct ReleaseFile {
-    /// Canonical OS.
     pub os: &'static str,
-    /// Canonical architecture.
     pub arch: &'static str,
-    /// Artifact kind.
     pub kind: String,
-    /// The file.
     pub file: LocalFile,
     /// The updater signature: the content of `<path>.sig` when it exists.
     pub signature: Option<String>,

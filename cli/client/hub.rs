@@ -24,7 +24,6 @@ pub enum Credential {
     None,
     /// `Authorization: Bearer <token>`: app deploy tokens and admin tokens.
     Bearer {
-        /// The token.
         token: String,
         /// The variable (or flag) it is read from, e.g. `ATLAS_APP_DEPLOY_TOKEN`.
         var: &'static str,
@@ -95,9 +94,7 @@ impl Retry {
 /// A buffered HTTP answer (Hub answers are small; storage answers to PUT/HEAD too).
 #[derive(Debug)]
 pub struct Answer {
-    /// Status.
     pub status: StatusCode,
-    /// Headers.
     pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
@@ -338,7 +335,6 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 pub struct Problem {
     /// What the client was doing ("publish launcher 1.2.0").
     pub action: String,
-    /// HTTP status.
     pub status: u16,
     /// The problem's machine code (empty when the body was not problem+json).
     pub code: String,

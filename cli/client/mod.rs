@@ -40,7 +40,6 @@ pub struct Channel {
     pub previous_version: Option<String>,
     /// Share of clients offered `version`.
     pub rollout_percent: i16,
-    /// Last move.
     #[serde(default)]
     pub updated_at: String,
 }
@@ -61,19 +60,12 @@ pub async fn channels(hub: &Hub, product: &str) -> Result<Vec<Channel>, ClientEr
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactInfo {
-    /// OS.
     pub os: String,
-    /// Architecture.
     pub arch: String,
-    /// Kind.
     pub kind: String,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: u64,
-    /// Hex sha256.
     pub sha256: String,
-    /// Updater signature.
     pub signature: Option<String>,
 }
 
@@ -88,15 +80,12 @@ impl ArtifactInfo {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseInfo {
-    /// Version.
     pub version: String,
     /// When it was published.
     #[serde(default)]
     pub published_at: String,
-    /// Yanked.
     #[serde(default)]
     pub yanked: bool,
-    /// Artifacts.
     pub artifacts: Vec<ArtifactInfo>,
 }
 

@@ -38,7 +38,6 @@ pub enum AuthMode {
 pub struct DeployArgs {
     #[command(flatten)]
     hub: HubArgs,
-    /// Pack slug.
     #[arg(long)]
     pack: String,
     /// Build identifier, e.g. the commit or a build number.

@@ -72,7 +72,6 @@ pub struct PublishArgs {
     /// Share of clients (0–100) the channel offers the release to; the rest keep the previous one.
     #[arg(long, value_name = "PERCENT", requires = "channel")]
     rollout: Option<i16>,
-    /// Release notes.
     #[arg(long, conflicts_with = "notes_file")]
     notes: Option<String>,
     /// Read the release notes from a file.
@@ -97,7 +96,6 @@ pub struct PromoteArgs {
     hub: HubArgs,
     #[command(flatten)]
     token: TokenArgs,
-    /// Product slug.
     #[arg(long)]
     product: String,
     /// Channel to move (stable, beta or dev).
@@ -121,7 +119,6 @@ pub struct RollbackArgs {
     hub: HubArgs,
     #[command(flatten)]
     token: TokenArgs,
-    /// Product slug.
     #[arg(long)]
     product: String,
     /// Channel to roll back.
@@ -143,13 +140,11 @@ pub struct YankArgs {
     hub: HubArgs,
     #[command(flatten)]
     token: TokenArgs,
-    /// Product slug.
     #[arg(long)]
     product: String,
     /// Version to yank.
     #[arg(long)]
     version: String,
-    /// Unyank instead.
     #[arg(long)]
     undo: bool,
 }
@@ -159,7 +154,6 @@ pub struct YankArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     hub: HubArgs,
-    /// Product slug.
     #[arg(long)]
     product: String,
     /// Print JSON (`{product, hub, channels: [{…, serves: [...]}]}`) instead of tables.

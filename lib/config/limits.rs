@@ -7,7 +7,6 @@ use std::time::Duration;
 pub struct Rate {
     /// Requests allowed per period (and the largest burst).
     pub count: u32,
-    /// The period.
     pub period: Duration,
 }
 

@@ -12,7 +12,6 @@ pub struct Migration {
     pub version: i32,
     /// The file name.
     pub name: &'static str,
-    /// The SQL.
     pub sql: &'static str,
 }
 
@@ -84,10 +83,7 @@ pub struct Report {
 #[derive(Debug)]
 pub enum MigrateError {
     /// An applied migration's file changed since it was applied.
-    Edited {
-        /// The file.
-        name: String,
-    },
+    Edited { name: String },
     /// Database failure.
     Database(String),
 }

@@ -206,6 +206,30 @@ impl Db {
         Ok(conn)
     }
 
+    /// Runs `statement` without waiting for the schema check first: on an instance that has
+    /// not checked its schema yet, the check goes to the database together with the
+    /// statement (pipelined on the connection: one round trip for both), and a schema behind
+    /// the code answers 503 `schema_behind` whatever the statement returned. The hot lookup
+    /// runs so, so a cold instance's first answer waits for the database once, not twice.
+    pub async fn pipelined<T, F, Fut>(&self, statement: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let conn = self.raw_conn().await?;
+        if self.schema_ok.load(Ordering::Relaxed) {
+            return statement(conn).await;
+        }
+        let check = self.raw_conn().await?;
+        let (current, result) = tokio::join!(migrate::current_version(&check), statement(conn));
+        let current = current?;
+        if current < migrate::expected_version() {
+            return Err(schema_behind(current));
+        }
+        self.schema_ok.store(true, Ordering::Relaxed);
+        result
+    }
+
     /// A connection without the schema check (health and migrations).
     pub async fn raw_conn(&self) -> Result<Conn, ApiError> {
         Ok(Conn {

@@ -16,9 +16,7 @@ use std::process::Command;
 pub struct RunAs {
     /// Account name, for `setpriv --reuid`.
     pub user: String,
-    /// Numeric uid.
     pub uid: u32,
-    /// Numeric gid.
     pub gid: u32,
 }
 

@@ -8,7 +8,6 @@ use super::{RunAs, server_command};
 
 /// A running PgBouncer.
 pub struct LocalPgBouncer {
-    /// Its port.
     pub port: u16,
     child: Child,
 }

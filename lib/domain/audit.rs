@@ -46,18 +46,14 @@ pub async fn record(
 pub struct Entry {
     /// Sequence number (also the pagination cursor).
     pub id: i64,
-    /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// Who.
     pub actor: String,
-    /// Which token.
     pub token_id: Option<Uuid>,
     /// What (`release.publish`, `channel.move`, …).
     pub action: String,
     /// On what (`launcher@1.2.0`, `launcher/stable`, …).
     pub subject: String,
-    /// Details.
     pub detail: serde_json::Value,
 }
 

@@ -18,7 +18,6 @@ use crate::error::{ApiError, Code};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {
-    /// Channel name.
     pub name: String,
     /// Version it points at (`null` before the first release).
     pub version: Option<String>,
@@ -26,7 +25,6 @@ pub struct ChannelView {
     pub previous_version: Option<String>,
     /// Share of clients offered `version` (the rest keep `previousVersion`).
     pub rollout_percent: i16,
-    /// Last move.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -62,7 +60,6 @@ pub async fn list(db: &impl Sql, product_id: i64) -> Result<Vec<ChannelView>, Ap
 pub struct Move<'a> {
     /// Channel name (already validated).
     pub channel: &'a str,
-    /// Target release.
     pub target: &'a Release,
     /// Compare-and-swap: the version the caller believes is current (`Some(None)`: empty).
     pub expected: Option<Option<String>>,

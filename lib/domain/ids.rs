@@ -206,9 +206,7 @@ impl Arch {
 /// An (os, arch) pair, written `linux-x86_64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Platform {
-    /// OS.
     pub os: Os,
-    /// Architecture.
     pub arch: Arch,
 }
 

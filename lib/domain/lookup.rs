@@ -23,23 +23,15 @@ pub struct LatestArtifact {
     /// Storage key (download redirect).
     #[serde(skip)]
     pub storage_key: String,
-    /// Public id.
     pub download_id: String,
     /// Hub download URL.
     pub download_url: String,
-    /// OS.
     pub os: &'static str,
-    /// Architecture.
     pub arch: &'static str,
-    /// Kind.
     pub kind: String,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: i64,
-    /// Hex sha256.
     pub sha256: String,
-    /// Tauri signature.
     pub signature: Option<String>,
     /// Primary for the platform.
     pub primary: bool,
@@ -48,11 +40,8 @@ pub struct LatestArtifact {
 /// What a channel serves for one platform.
 #[derive(Debug, Clone)]
 pub struct Latest {
-    /// Version.
     pub version: String,
-    /// Notes.
     pub notes: String,
-    /// Published.
     pub published_at: OffsetDateTime,
     /// Artifacts for the platform, primary first.
     pub artifacts: Vec<LatestArtifact>,
@@ -278,19 +267,22 @@ async fn query_batch(
     let channels: Vec<&str> = keys.iter().map(|k| k.channel).collect();
     let oses: Vec<&str> = keys.iter().map(|k| k.os.as_str()).collect();
     let arches: Vec<&str> = keys.iter().map(|k| k.arch.as_str()).collect();
-    let conn = state.db.conn().await?;
-    let rows = conn
-        .query(
-            batch_sql(state.pooler),
-            &[
-                (&products, Type::TEXT_ARRAY),
-                (&channels, Type::TEXT_ARRAY),
-                (&oses, Type::TEXT_ARRAY),
-                (&arches, Type::TEXT_ARRAY),
-            ],
-        )
+    let rows = state
+        .db
+        .pipelined(|conn| async move {
+            Ok(conn
+                .query(
+                    batch_sql(state.pooler),
+                    &[
+                        (&products, Type::TEXT_ARRAY),
+                        (&channels, Type::TEXT_ARRAY),
+                        (&oses, Type::TEXT_ARRAY),
+                        (&arches, Type::TEXT_ARRAY),
+                    ],
+                )
+                .await?)
+        })
         .await?;
-    drop(conn);
     let mut answers: Vec<ChannelPlatform> = Vec::with_capacity(keys.len());
     let mut rest = rows.as_slice();
     for (n, key) in keys.iter().enumerate() {
@@ -394,9 +386,7 @@ fn platform_from_rows(
 
 /// One release's signed artifacts, as the updater's static manifest lists them.
 pub struct ManifestRelease {
-    /// Version.
     pub version: String,
-    /// Release notes.
     pub notes: String,
     /// When it was published.
     pub published_at: OffsetDateTime,

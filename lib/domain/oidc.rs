@@ -28,7 +28,6 @@ pub struct GithubClaims {
     pub repository: String,
     /// Stable repository id (a string in GitHub's tokens).
     pub repository_id: String,
-    /// Owner login.
     #[serde(default)]
     pub repository_owner: String,
     /// Stable owner id.
@@ -44,7 +43,6 @@ pub struct GithubClaims {
     /// Deployment environment, when the job has one.
     #[serde(default)]
     pub environment: Option<String>,
-    /// Triggering event.
     pub event_name: String,
     /// Workflow run id.
     #[serde(default)]
@@ -53,7 +51,6 @@ pub struct GithubClaims {
     pub jti: String,
     /// Expiry (unix seconds).
     pub exp: i64,
-    /// Issued at.
     pub iat: i64,
 }
 

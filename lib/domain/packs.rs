@@ -39,21 +39,15 @@ pub struct TrustedPublisher {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pack {
-    /// Internal id.
     #[serde(skip)]
     pub id: i64,
-    /// Slug.
     pub slug: String,
-    /// Display name.
     pub name: String,
     /// Refuse deploy tokens; only OIDC deploys.
     pub oidc_only: bool,
-    /// Trusted publisher.
     pub github: Option<TrustedPublisher>,
-    /// Created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// Last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -114,9 +108,7 @@ pub async fn list(db: &impl Sql) -> Result<Vec<Pack>, ApiError> {
 /// Settable fields of a pack.
 #[derive(Debug, Default)]
 pub struct PackFields {
-    /// Display name.
     pub name: Option<String>,
-    /// OIDC only.
     pub oidc_only: Option<bool>,
     /// Trusted publisher; `Some(None)` removes it.
     pub github: Option<Option<TrustedPublisher>>,
@@ -315,13 +307,11 @@ mod tests {
 /// A deployed pack build.
 #[derive(Debug, Clone)]
 pub struct Build {
-    /// Internal id.
     pub id: i64,
     /// Build id chosen by the deployer.
     pub build: String,
     /// Digest of its artifact list (identical re-deploy detection).
     pub content_digest: String,
-    /// When deployed.
     pub deployed_at: OffsetDateTime,
 }
 
@@ -353,16 +343,12 @@ pub async fn find_build(
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildArtifact {
-    /// Internal id.
     #[serde(skip)]
     pub id: i64,
     /// Public download id.
     pub download_id: String,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: i64,
-    /// Hex sha256.
     pub sha256: String,
 }
 
@@ -389,15 +375,10 @@ pub async fn build_artifacts(db: &impl Sql, build_id: i64) -> Result<Vec<BuildAr
 /// A pack artifact about to be deployed, resolved from its upload.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewBuildArtifact {
-    /// Storage key.
     pub storage_key: String,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: i64,
-    /// Hex sha256.
     pub sha256: String,
-    /// MIME type.
     pub content_type: String,
 }
 
@@ -461,7 +442,6 @@ pub struct PackChannel {
     pub build: Build,
     /// The build before (roll-back target).
     pub previous_build: Option<String>,
-    /// Last move.
     pub updated_at: OffsetDateTime,
 }
 

@@ -13,12 +13,9 @@ use crate::error::{ApiError, Code};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
-    /// Internal id.
     #[serde(skip)]
     pub id: i64,
-    /// Slug.
     pub slug: String,
-    /// Display name.
     pub name: String,
     /// Platforms every channel release must cover (`linux-x86_64`, …).
     pub required_platforms: Vec<String>,
@@ -29,10 +26,8 @@ pub struct Product {
     #[serde(serialize_with = "as_tauri_pubkey")]
     #[schema(value_type = Option<String>)]
     pub updater_public_key: Option<String>,
-    /// Created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// Last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -84,7 +79,6 @@ pub async fn list(db: &impl Sql) -> Result<Vec<Product>, ApiError> {
 /// Settable fields.
 #[derive(Debug, Default)]
 pub struct ProductFields {
-    /// Display name.
     pub name: Option<String>,
     /// Required platforms (canonical).
     pub required_platforms: Option<Vec<Platform>>,

@@ -13,15 +13,10 @@ use crate::error::ApiError;
 /// A release as stored.
 #[derive(Debug, Clone)]
 pub struct Release {
-    /// Internal id.
     pub id: i64,
-    /// Version.
     pub version: String,
-    /// Release notes.
     pub notes: String,
-    /// Published.
     pub published_at: OffsetDateTime,
-    /// Who published.
     pub published_by: String,
     /// Yanked, when.
     pub yanked_at: Option<OffsetDateTime>,
@@ -47,21 +42,14 @@ fn release_from_row(r: &Row) -> Release {
 /// A stored artifact.
 #[derive(Debug, Clone)]
 pub struct Artifact {
-    /// Internal id.
     pub id: i64,
     /// Public download id.
     pub download_id: String,
-    /// OS.
     pub os: String,
-    /// Architecture.
     pub arch: String,
-    /// Kind.
     pub kind: String,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: i64,
-    /// Hex sha256.
     pub sha256: String,
     /// Tauri signature (.sig content, base64).
     pub signature: Option<String>,
@@ -175,23 +163,15 @@ pub async fn page(
 pub struct NewArtifact {
     /// Storage key (from the upload).
     pub storage_key: String,
-    /// OS.
     pub os: String,
-    /// Architecture.
     pub arch: String,
-    /// Kind.
     pub kind: String,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: i64,
-    /// Hex sha256.
     pub sha256: String,
-    /// Tauri signature.
     pub signature: Option<String>,
     /// Primary for its platform.
     pub primary: bool,
-    /// MIME type.
     pub content_type: String,
 }
 
@@ -289,23 +269,15 @@ pub async fn set_yanked(db: &impl Sql, release_id: i64, yanked: bool) -> Result<
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactView {
-    /// Public id.
     pub download_id: String,
     /// Hub download URL (redirects to storage).
     pub download_url: String,
-    /// OS.
     pub os: String,
-    /// Architecture.
     pub arch: String,
-    /// Kind.
     pub kind: String,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: i64,
-    /// Hex sha256.
     pub sha256: String,
-    /// Tauri signature.
     pub signature: Option<String>,
     /// Primary for its platform.
     pub primary: bool,
@@ -333,21 +305,15 @@ impl ArtifactView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseView {
-    /// Product slug.
     pub product: String,
-    /// Version.
     pub version: String,
-    /// Notes.
     pub notes: String,
-    /// Published.
     #[serde(with = "time::serde::rfc3339")]
     pub published_at: OffsetDateTime,
     /// Yanked releases stay downloadable by id but drop out of latest and channels.
     pub yanked: bool,
-    /// When yanked.
     #[serde(with = "time::serde::rfc3339::option")]
     pub yanked_at: Option<OffsetDateTime>,
-    /// Artifacts.
     pub artifacts: Vec<ArtifactView>,
 }
 
@@ -367,4 +333,31 @@ impl ReleaseView {
                 .collect(),
         }
     }
+}
+
+/// The artifact behind a download id (yanked releases' included: pinned links keep
+/// working): its id, storage key and file name.
+pub async fn download(
+    db: &impl Sql,
+    download_id: &str,
+) -> Result<Option<(i64, String, String)>, ApiError> {
+    Ok(db
+        .query_opt(
+            "SELECT id, storage_key, filename FROM artifacts WHERE download_id = $1",
+            &[(&download_id, Type::TEXT)],
+        )
+        .await?
+        .map(|r| (r.get("id"), r.get("storage_key"), r.get("filename"))))
+}
+
+/// Adds `counts[i]` downloads of artifact `ids[i]` to today's counters, one statement.
+pub async fn count_downloads(db: &impl Sql, ids: &[i64], counts: &[i64]) -> Result<(), ApiError> {
+    db.query(
+        "INSERT INTO download_counts (artifact_id, day, count)
+         SELECT a, current_date, n FROM unnest($1::int8[], $2::int8[]) AS t(a, n)
+         ON CONFLICT (artifact_id, day) DO UPDATE SET count = download_counts.count + EXCLUDED.count",
+        &[(&ids, Type::INT8_ARRAY), (&counts, Type::INT8_ARRAY)],
+    )
+    .await?;
+    Ok(())
 }

@@ -127,17 +127,13 @@ fn digests_equal(a: &[u8], b: &[u8]) -> bool {
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// Token id.
     pub token_id: Uuid,
-    /// Token name.
     pub name: String,
-    /// Token kind.
     pub kind: TokenKind,
     /// Product slugs, or `*`.
     pub products: Vec<String>,
     /// The pack a pack token belongs to.
     pub pack_id: Option<i64>,
-    /// Granted scopes.
     pub scopes: Vec<String>,
     /// Channels, or `*`.
     pub channels: Vec<String>,
@@ -362,19 +358,15 @@ pub async fn authenticate_bearer(
 
 /// What to store for a new token.
 pub struct TokenSpec {
-    /// Human name.
     pub name: String,
-    /// Kind.
     pub kind: TokenKind,
     /// Products or `*`.
     pub products: Vec<String>,
     /// Pack (pack tokens).
     pub pack_id: Option<i64>,
-    /// Scopes.
     pub scopes: Vec<String>,
     /// Channels or `*`.
     pub channels: Vec<String>,
-    /// Expiry.
     pub expires_at: Option<OffsetDateTime>,
     /// Who created it.
     pub created_by: String,
@@ -555,9 +547,7 @@ impl From<&Principal> for crate::domain::audit::Actor {
 
 /// A token as listed: never its secret (nor its digest).
 pub struct Listed {
-    /// Id.
     pub id: Uuid,
-    /// Name.
     pub name: String,
     /// `app`, `pack` or `admin`.
     pub kind: String,
@@ -565,17 +555,12 @@ pub struct Listed {
     pub products: Vec<String>,
     /// Pack slug (pack tokens).
     pub pack: Option<String>,
-    /// Scopes.
     pub scopes: Vec<String>,
     /// Channels or `*`.
     pub channels: Vec<String>,
-    /// Issued.
     pub created_at: OffsetDateTime,
-    /// Issued by.
     pub created_by: String,
-    /// Expiry.
     pub expires_at: Option<OffsetDateTime>,
-    /// Revocation.
     pub revoked_at: Option<OffsetDateTime>,
     /// Last authenticated request, to the minute.
     pub last_used_at: Option<OffsetDateTime>,

@@ -12,7 +12,6 @@ use crate::error::{ApiError, Code};
 pub struct Upload {
     /// Upload id, returned by presign and accepted by publish.
     pub id: Uuid,
-    /// Storage key.
     pub storage_key: String,
     /// Product (release uploads).
     pub product_id: Option<i64>,
@@ -22,19 +21,12 @@ pub struct Upload {
     pub pack_id: Option<i64>,
     /// Build (pack uploads).
     pub build: Option<String>,
-    /// OS.
     pub os: Option<String>,
-    /// Architecture.
     pub arch: Option<String>,
-    /// Kind.
     pub kind: Option<String>,
-    /// File name.
     pub filename: String,
-    /// Bytes.
     pub size: i64,
-    /// Hex sha256.
     pub sha256: String,
-    /// MIME type.
     pub content_type: String,
 }
 
@@ -179,14 +171,12 @@ pub async fn prune(db: &impl Sql) -> Result<u64, ApiError> {
 pub enum Owner<'a> {
     /// An artifact of `product_id`'s release `version`.
     Release {
-        /// The product.
         product_id: i64,
         /// The version, as presigned.
         version: &'a str,
     },
     /// A file of `pack_id`'s build `build`.
     Pack {
-        /// The pack.
         pack_id: i64,
         /// The build id, as presigned.
         build: &'a str,

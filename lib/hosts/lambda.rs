@@ -1,15 +1,13 @@
 //! AWS Lambda (API Gateway v2 / Function URLs) through `lambda_http`, which runs the router.
 
 use axum::Router;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use lambda_http::{Error, RequestExt};
+use tower::util::MapRequest;
 
 use crate::http::ClientIp;
 
-/// The client's address from the Lambda request context.
-async fn source_ip(mut req: Request, next: Next) -> Response {
+/// Records the client's address from the Lambda request context.
+fn with_source_ip(mut req: lambda_http::Request) -> lambda_http::Request {
     let client_ip = req
         .request_context_ref()
         .and_then(|ctx| match ctx {
@@ -19,14 +17,12 @@ async fn source_ip(mut req: Request, next: Next) -> Response {
         })
         .and_then(|ip| ip.parse().ok());
     req.extensions_mut().insert(ClientIp(client_ip));
-    next.run(req).await
+    req
 }
 
 /// The router as Lambda runs it (public so tests can pass it real events).
-pub fn app(router: Router) -> Router {
-    Router::new()
-        .fallback_service(router)
-        .layer(axum::middleware::from_fn(source_ip))
+pub fn app(router: Router) -> MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request> {
+    MapRequest::new(router, with_source_ip)
 }
 
 /// Serves `router` from the Lambda runtime API.

@@ -56,7 +56,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // A segment that does not decode (not UTF-8) names no route, as no route matched.
+        if let Ok(axum::extract::Path(value)) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await
+        {
+            return Ok(Path(value));
+        }
+        // Refused: found again from the raw parameters, to name the one that does not fit
+        // (axum's error does not name it when the domain type refuses the value). A segment
+        // that does not decode (not UTF-8) names no route, as no route matched.
         let raw = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| {
@@ -80,21 +87,21 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        let mut seen: Vec<String> = Vec::new();
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            if seen.iter().any(|s| *s == name) {
+        let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(seen, _)| seen == name) {
                 return Err(ApiError::invalid(format!(
                     "query parameter {} is given twice; give it once",
-                    quoted(&name)
+                    quoted(name)
                 )));
             }
-            // An empty value counts as absent (`?channel=` is the default channel).
-            if !value.is_empty() {
-                form.append_pair(&name, &value);
-            }
-            seen.push(name.into_owned());
         }
+        // An empty value counts as absent (`?channel=` is the default channel).
+        if pairs.iter().all(|(_, value)| !value.is_empty()) {
+            return from_pairs(query).map(Query);
+        }
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(pairs.iter().filter(|(_, value)| !value.is_empty()));
         from_pairs(&form.finish()).map(Query)
     }
 }
@@ -263,7 +270,6 @@ fn meta(parts: &Parts) -> Arc<RequestMeta> {
             Arc::new(RequestMeta {
                 request_id: "-".to_owned(),
                 token_id: Default::default(),
-                route: Default::default(),
                 background: Background::spawned(),
             })
         })
@@ -399,5 +405,292 @@ impl FromRequestParts<Arc<AppState>> for CiCaller {
         }
         let Caller(principal) = Caller::from_request_parts(parts, state).await?;
         Ok(CiCaller(PackCredential::Token(principal)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        version: String,
+        #[allow(dead_code)]
+        artifacts: Vec<Artifact>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Artifact {
+        size: i64,
+        upload_id: Option<String>,
+    }
+
+    fn refused(body: &str) -> ApiError {
+        parse_json_object::<Body>(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn problems_name_the_field_that_does_not_fit() {
+        let e = refused(r#"{"version": "1", "artifacts": [{"size": 1}, {"size": -1.5}]}"#);
+        assert_eq!((e.code.as_str(), e.status.as_u16()), ("invalid_input", 400));
+        assert!(e.detail.starts_with("artifacts[1].size: "), "{}", e.detail);
+        let e = refused(r#"{"version": "1", "artifacts": [{"size": 1, "sizes": 2}]}"#);
+        assert!(e.detail.contains("unknown field `sizes`"), "{}", e.detail);
+        assert!(e.detail.starts_with("artifacts[0]"), "{}", e.detail);
+        let e = refused(r#"{"version": "1", "artifacts": [], "artifacts": []}"#);
+        assert!(e.detail.contains("duplicate field"), "{}", e.detail);
+        let e = refused(r#"{"version": "1", "artifacts": [{"size": 9223372036854775808}]}"#);
+        assert!(e.detail.starts_with("artifacts[0].size: "), "{}", e.detail);
+        let e = refused(r#"{"artifacts": []}"#);
+        assert!(e.detail.contains("missing field `version`"), "{}", e.detail);
+    }
+
+    #[test]
+    fn only_one_json_object_is_a_body() {
+        let whole = r#"{"version": "1", "artifacts": []}"#;
+        for body in [
+            "[]",
+            "\"x\"",
+            "1",
+            "null",
+            "{",
+            &format!("{whole} {whole}"),
+            &format!("{whole}x"),
+            &format!("[{whole}]"),
+        ] {
+            let e = refused(body);
+            assert_eq!(e.code, "invalid_json", "{body}: {}", e.detail);
+        }
+        // Deep nesting stops at serde_json's recursion limit, never at the stack's.
+        let closed = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        for body in [
+            format!("{{\"version\": {}", "[".repeat(10_000)),
+            format!("{{\"version\": {}}}", closed(10_000)),
+            format!(
+                "{{\"x\": {}}}",
+                "{\"a\":".repeat(5_000) + "1" + &"}".repeat(5_000)
+            ),
+        ] {
+            let e = refused(&body);
+            assert_eq!(e.code, "invalid_json", "{}", e.detail);
+            assert!(e.detail.contains("recursion limit"), "{}", e.detail);
+        }
+        // Within the limit, a nested value in the wrong place is a field error.
+        let e = refused(&format!("{{\"version\": {}}}", closed(100)));
+        assert!(e.detail.starts_with("version: "), "{}", e.detail);
+        let ok: Body = parse_json_object(
+            br#" {"version": "1.0.0", "artifacts": [{"size": 1, "uploadId": null}]} "#,
+        )
+        .unwrap();
+        assert_eq!(ok.version, "1.0.0");
+    }
+
+    #[test]
+    fn json_bodies_need_the_json_content_type() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/json ;  charset=utf8",
+        ] {
+            assert!(check_json_content_type(Some(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("application/json; charset=latin1"),
+            Some("application/jsonx"),
+            Some("application/json-seq"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/json; boundary=x"),
+        ] {
+            let e = check_json_content_type(bad).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code.as_str()),
+                (415, "unsupported_media_type"),
+                "{bad:?}"
+            );
+        }
+    }
+}
+
+/// Properties: any body bytes and any content type give a value or a 4xx problem (never a
+/// panic), and a JSON field the body type does not declare is refused by name.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::{any_bytes, hostile_string};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        size: Option<i64>,
+        list: Option<Vec<String>>,
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            hostile_string(20).prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("name".to_owned()),
+                        Just("size".to_owned()),
+                        Just("list".to_owned()),
+                        hostile_string(8)
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_are_a_body_or_a_400(bytes in prop_oneof![
+            any_bytes(200),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            (1usize..20_000, prop::sample::select(vec!["[", "{\"a\":", "{\"list\":["])).prop_map(|(n, s)| {
+                format!("{{\"name\":{}", s.repeat(n)).into_bytes()
+            }),
+        ]) {
+            match parse_json_object::<Body>(&bytes) {
+                Ok(b) => prop_assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok(), "{b:?}"),
+                Err(e) => {
+                    prop_assert_eq!(e.status.as_u16(), 400);
+                    prop_assert!(e.code == "invalid_json" || e.code == "invalid_input", "{}", e.code);
+                }
+            }
+        }
+
+        #[test]
+        fn undeclared_fields_are_refused_by_name(field in "[a-zA-Z_][a-zA-Z0-9_]{0,12}", value in json_value()) {
+            prop_assume!(!["name", "size", "list"].contains(&field.as_str()));
+            let mut body = serde_json::Map::new();
+            body.insert("name".into(), "x".into());
+            body.insert(field.clone(), value);
+            let body = serde_json::Value::Object(body);
+            let e = parse_json_object::<Body>(body.to_string().as_bytes()).unwrap_err();
+            prop_assert_eq!(e.code, "invalid_input");
+            prop_assert!(e.detail.contains(&format!("unknown field `{field}`")), "{}", e.detail);
+        }
+
+        #[test]
+        fn sizes_outside_i64_or_not_integers_are_refused_naming_size(
+            n in prop_oneof![
+                (i64::MAX as u64 + 1..=u64::MAX).prop_map(|n| n.to_string()),
+                any::<f64>().prop_filter("not integral", |f| f.fract() != 0.0 && f.is_finite()).prop_map(|f| f.to_string()),
+                "[1-9][0-9]{19,39}",
+                Just("1e3".to_owned()), Just("\"12\"".to_owned()), Just("true".to_owned()),
+            ]
+        ) {
+            let body = format!("{{\"name\":\"x\",\"size\":{n}}}");
+            let e = parse_json_object::<Body>(body.as_bytes()).unwrap_err();
+            prop_assert_eq!(e.code, "invalid_input");
+            prop_assert!(e.detail.starts_with("size: "), "{}", e.detail);
+        }
+
+        #[test]
+        fn any_content_type_is_json_or_415(ct in prop_oneof![
+            hostile_string(40),
+            "[aA]pplication/[jJ][sS][oO][nN]( ?; ?[a-z]{1,8}=[a-zA-Z0-9\"-]{0,8})?",
+        ]) {
+            if let Err(e) = check_json_content_type(Some(&ct)) {
+                prop_assert_eq!((e.status.as_u16(), e.code.as_str()), (415, "unsupported_media_type"));
+            } else {
+                prop_assert!(ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            }
+        }
+    }
+}
+
+/// Properties of path parameters through the router and [`Path`]: percent-decoded exactly
+/// once, whatever they hold; any path is a route or a 404, never a panic.
+#[cfg(test)]
+mod path_props {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::test_support::hostile_string;
+
+    async fn echo(Path(p): Path<BTreeMap<String, String>>) -> String {
+        serde_json::to_string(&p).unwrap()
+    }
+
+    fn get(path: &str) -> Option<(u16, BTreeMap<String, String>)> {
+        let router = axum::Router::new()
+            .route("/x/{a}/y/{b}", axum::routing::get(echo))
+            .fallback(super::super::middleware::no_route);
+        let request = http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            Some((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+        })
+    }
+
+    fn enc(s: &str) -> String {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn encoded_parameters_decode_to_what_was_encoded(a in hostile_string(30), b in hostile_string(30)) {
+            prop_assume!(!a.is_empty() && !b.is_empty());
+            let (status, params) = get(&format!("/x/{}/y/{}", enc(&a), enc(&b))).unwrap();
+            prop_assert_eq!(status, 200);
+            prop_assert_eq!(params.get("a"), Some(&a));
+            prop_assert_eq!(params.get("b"), Some(&b));
+            // Decoded once: an encoded `%` stays a `%` followed by what came after it.
+            let (_, params) = get(&format!("/x/{}/y/z", enc(&enc(&a)))).unwrap();
+            prop_assert_eq!(params.get("a"), Some(&enc(&a)));
+        }
+
+        #[test]
+        fn any_path_is_a_route_or_a_problem(path in prop_oneof![
+            "(/[a-z0-9%.]{0,12}){0,8}",
+            proptest::collection::vec(prop_oneof![Just("%".to_owned()), Just("%FF".to_owned()),
+                Just("%2e%2e".to_owned()), Just("%2F".to_owned()), Just("..".to_owned()),
+                "[a-z]{1,4}".prop_map(String::from)], 0..10)
+                .prop_map(|s| format!("/x/{}", s.join("/"))),
+        ]) {
+            if let Some((status, _)) = get(&path) {
+                prop_assert!(status == 200 || status == 404, "{path}: {status}");
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! The layers every host runs around the router: request ids and one JSON log line per
-//! request ([`request_log`]), 304 answers to conditional GETs ([`conditional`]), problem
-//! bodies for the answers the framework gives itself ([`framework_problems`]), and, on
-//! Vercel, the path its file-system routing rewrote ([`vercel_path`]).
+//! The layers every host runs around the handlers: request ids and one JSON log line per
+//! request ([`request_log`]); body limits and 304 answers to conditional GETs
+//! ([`per_route`]); problems for unknown paths and methods ([`no_route`],
+//! [`wrong_method`]); and, on Vercel, the path its file-system routing rewrote
+//! ([`vercel_path`]).
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -54,7 +55,6 @@ pub async fn request_log(
     let meta = Arc::new(RequestMeta {
         request_id: request_id.clone(),
         token_id: OnceLock::new(),
-        route: OnceLock::new(),
         background: req
             .extensions()
             .get::<Background>()
@@ -62,6 +62,7 @@ pub async fn request_log(
             .unwrap_or_else(Background::spawned),
     });
     req.extensions_mut().insert(meta.clone());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let debug = (state.config.log >= LogLevel::Debug).then(|| DebugFields {
@@ -76,7 +77,7 @@ pub async fn request_log(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    let route = meta.route.get().map(String::as_str).unwrap_or("-");
+    let route = route.as_ref().map_or("-", MatchedPath::as_str);
     let problem = response.extensions().get::<ApiError>();
     if let Some(cause) = problem.and_then(|p| p.cause.as_deref()) {
         log_error(&request_id, route, cause);
@@ -110,21 +111,33 @@ pub async fn request_log(
     response
 }
 
-/// Records the route pattern the request matched in its [`RequestMeta`] (the request-log
-/// layer, which wraps the router, cannot see it).
-pub async fn matched_route(req: Request, next: Next) -> Response {
-    if let (Some(path), Some(meta)) = (
-        req.extensions().get::<MatchedPath>(),
-        req.extensions().get::<Arc<RequestMeta>>(),
-    ) {
-        let _ = meta.route.set(path.as_str().to_owned());
+/// What every matched route runs before its handler: a body known to be over
+/// [`super::MAX_BODY_BYTES`] (its `Content-Length`, or the size of a body the host already
+/// holds, as Lambda's) refused with 413 `payload_too_large` before anything else is done (a
+/// body of unknown length is held to the limit as it is read, [`super::extract::Json`]); and
+/// after it, a GET or HEAD whose `If-None-Match` names the response's `ETag` answered 304
+/// with no body (RFC 9110 §13.1.2: weak comparison, `*` matches), keeping the caching
+/// headers.
+pub async fn per_route(req: Request, next: Next) -> Response {
+    use http_body::Body as _;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        .max(req.body().size_hint().lower());
+    if declared > super::MAX_BODY_BYTES as u64 {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::error::Code::PayloadTooLarge,
+            format!(
+                "request bodies are limited to {} bytes",
+                super::MAX_BODY_BYTES
+            ),
+        )
+        .into_response();
     }
-    next.run(req).await
-}
-
-/// Answers a GET or HEAD whose `If-None-Match` names the response's `ETag` with 304 and no
-/// body (RFC 9110 §13.1.2: weak comparison, `*` matches), keeping the caching headers.
-pub async fn conditional(req: Request, next: Next) -> Response {
     let tags: Vec<HeaderValue> = req
         .headers()
         .get_all(header::IF_NONE_MATCH)
@@ -145,7 +158,7 @@ pub async fn conditional(req: Request, next: Next) -> Response {
     else {
         return response;
     };
-    if !super::respond::if_none_match(&tags, &etag) {
+    if !if_none_match(&tags, &etag) {
         return response;
     }
     let (mut parts, _) = response.into_parts();
@@ -155,51 +168,22 @@ pub async fn conditional(req: Request, next: Next) -> Response {
     Response::from_parts(parts, axum::body::Body::empty())
 }
 
-/// The answers the router gives by itself, as problems: 405 (keeping its `Allow`).
-pub async fn framework_problems(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && response.extensions().get::<ApiError>().is_none()
-    {
-        let allow = response
-            .headers()
-            .get(header::ALLOW)
-            .and_then(|a| a.to_str().ok())
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return ApiError::method_not_allowed(&allow).into_response();
-    }
-    response
+/// Whether `If-None-Match` field values name `etag` or `*`, with the weak comparison
+/// RFC 9110 §13.1.2 prescribes (`W/` ignored). Values that are not visible ASCII match
+/// nothing.
+pub fn if_none_match<'a>(values: impl IntoIterator<Item = &'a HeaderValue>, etag: &str) -> bool {
+    values
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
 }
 
-/// Refuses a body known to be over [`super::MAX_BODY_BYTES`] (its `Content-Length`, or the
-/// size of a body the host already holds, as Lambda's) before anything else is done: 413
-/// `payload_too_large`. A body of unknown length is held to the limit as it is read
-/// ([`super::extract::Json`]).
-pub async fn body_limit(req: Request, next: Next) -> Response {
-    use http_body::Body as _;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        .max(req.body().size_hint().lower());
-    if declared > super::MAX_BODY_BYTES as u64 {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            crate::error::Code::PayloadTooLarge,
-            format!(
-                "request bodies are limited to {} bytes",
-                super::MAX_BODY_BYTES
-            ),
-        )
-        .into_response();
-    }
-    next.run(req).await
+/// A method the matched route does not answer (405 `method_not_allowed`; the router adds
+/// its `Allow`).
+pub async fn wrong_method(method: http::Method) -> ApiError {
+    ApiError::method_not_allowed(&method)
 }
 
 /// The fallback: no route for the path (404 `not_found`).
@@ -419,5 +403,62 @@ mod tests {
                 proptest::prop_assert!(got.bytes().all(|b| b.is_ascii_hexdigit()));
             }
         }
+    }
+}
+
+/// Properties of conditional requests: `If-None-Match` never panics and matches exactly
+/// when one of its tags (weak or strong) is the current ETag, or `*`.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::http::respond::etag_of;
+
+    fn header_values(raw: &[Vec<u8>]) -> Vec<HeaderValue> {
+        raw.iter()
+            .filter_map(|b| HeaderValue::from_bytes(b).ok())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_listed_etag_matches_wherever_it_is(
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            others in proptest::collection::vec("\"[0-9a-f]{32}\"", 0..4),
+            at in 0usize..5, weak in prop::bool::ANY, spaces in " {0,2}",
+        ) {
+            let etag = etag_of(&body);
+            prop_assert_eq!(etag.len(), 34);
+            prop_assert_eq!(etag_of(&body), etag.clone());
+            let mut tags = others.clone();
+            let mine = if weak { format!("W/{etag}") } else { etag.clone() };
+            tags.insert(at.min(tags.len()), mine);
+            let value = HeaderValue::from_str(&tags.join(&format!(",{spaces}"))).unwrap();
+            prop_assert!(if_none_match([&value], &etag));
+            let without = HeaderValue::from_str(&others.join(", ")).unwrap();
+            prop_assert_eq!(if_none_match([&without], &etag), others.contains(&etag));
+        }
+
+        #[test]
+        fn arbitrary_header_bytes_never_panic_and_rarely_match(
+            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..4)
+        ) {
+            let values = header_values(&raw);
+            let etag = etag_of(b"current");
+            let matched = if_none_match(&values, &etag);
+            let named = values.iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains('*') || v.contains(&etag));
+            prop_assert!(!matched || named);
+        }
+    }
+
+    #[test]
+    fn star_matches_anything() {
+        let star = HeaderValue::from_static("*");
+        assert!(if_none_match([&star], &etag_of(b"x")));
+        let none: [&HeaderValue; 0] = [];
+        assert!(!if_none_match(none, &etag_of(b"x")));
     }
 }

@@ -56,8 +56,6 @@ pub struct RequestMeta {
     pub request_id: String,
     /// The credential that authenticated the request, for the log line (never the secret).
     pub token_id: OnceLock<String>,
-    /// The route pattern the request matched, for the log line.
-    pub route: OnceLock<String>,
     /// Where to run work that must not delay the response.
     pub background: Background,
 }

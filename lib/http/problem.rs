@@ -23,13 +23,6 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(allow) = self
-            .allow
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-        {
-            headers.insert(header::ALLOW, allow);
-        }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

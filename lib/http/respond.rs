@@ -1,5 +1,5 @@
-//! Building responses: JSON, CDN-cacheable answers with strong ETags (answered 304 by the
-//! conditional-GET layer, [`super::middleware::conditional`]), redirects.
+//! Building responses: JSON, CDN-cacheable answers with strong ETags (which the
+//! conditional-GET layer answers with 304), redirects.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -52,18 +52,6 @@ impl CachePolicy {
 pub fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("\"{}\"", hex::encode(&digest[..16]))
-}
-
-/// Whether `If-None-Match` field values name `etag` or `*`, with the weak comparison
-/// RFC 9110 §13.1.2 prescribes (`W/` ignored). Values that are not visible ASCII match
-/// nothing.
-pub fn if_none_match<'a>(values: impl IntoIterator<Item = &'a HeaderValue>, etag: &str) -> bool {
-    values
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*")
 }
 
 /// A cacheable response: strong `ETag` and CDN `Cache-Control` (the conditional-GET layer
@@ -122,60 +110,4 @@ pub fn no_content() -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Properties of conditional requests: `If-None-Match` never panics and matches exactly
-/// when one of its tags (weak or strong) is the current ETag, or `*`.
-#[cfg(test)]
-mod props {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn header_values(raw: &[Vec<u8>]) -> Vec<HeaderValue> {
-        raw.iter()
-            .filter_map(|b| HeaderValue::from_bytes(b).ok())
-            .collect()
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
-
-        #[test]
-        fn a_listed_etag_matches_wherever_it_is(
-            body in proptest::collection::vec(any::<u8>(), 0..64),
-            others in proptest::collection::vec("\"[0-9a-f]{32}\"", 0..4),
-            at in 0usize..5, weak in prop::bool::ANY, spaces in " {0,2}",
-        ) {
-            let etag = etag_of(&body);
-            prop_assert_eq!(etag.len(), 34);
-            prop_assert_eq!(etag_of(&body), etag.clone());
-            let mut tags = others.clone();
-            let mine = if weak { format!("W/{etag}") } else { etag.clone() };
-            tags.insert(at.min(tags.len()), mine);
-            let value = HeaderValue::from_str(&tags.join(&format!(",{spaces}"))).unwrap();
-            prop_assert!(if_none_match([&value], &etag));
-            let without = HeaderValue::from_str(&others.join(", ")).unwrap();
-            prop_assert_eq!(if_none_match([&without], &etag), others.contains(&etag));
-        }
-
-        #[test]
-        fn arbitrary_header_bytes_never_panic_and_rarely_match(
-            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..4)
-        ) {
-            let values = header_values(&raw);
-            let etag = etag_of(b"current");
-            let matched = if_none_match(&values, &etag);
-            let named = values.iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains('*') || v.contains(&etag));
-            prop_assert!(!matched || named);
-        }
-    }
-
-    #[test]
-    fn star_matches_anything() {
-        let star = HeaderValue::from_static("*");
-        assert!(if_none_match([&star], &etag_of(b"x")));
-        let none: [&HeaderValue; 0] = [];
-        assert!(!if_none_match(none, &etag_of(b"x")));
-    }
 }

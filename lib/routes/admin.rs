@@ -255,7 +255,6 @@ pub async fn list_tokens(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct TokenPath {
-    /// Token id.
     id: String,
 }
 
@@ -303,7 +302,6 @@ pub struct ProductBody {
     /// Slug (create; on update it must match the path).
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     slug: Option<String>,
-    /// Display name.
     name: Option<String>,
     /// Platforms every channel release must cover (`linux-x86_64`, …).
     required_platforms: Option<Vec<String>>,
@@ -488,7 +486,6 @@ pub struct PackBody {
     /// Slug (create; on update it must match the path).
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     slug: Option<String>,
-    /// Display name.
     name: Option<String>,
     /// Refuse pack deploy tokens; only GitHub OIDC deploys.
     oidc_only: Option<bool>,
@@ -596,7 +593,6 @@ pub async fn create_pack(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct PackPath {
-    /// Pack slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub pack: Slug,
 }

@@ -49,7 +49,6 @@ pub async fn list(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ChannelPath {
-    /// Product slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     product: Slug,
     /// Channel name (`stable`, `beta` or `dev`; any other is 404).

@@ -93,7 +93,6 @@ impl RolloutClient {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct LatestPath {
-    /// Product slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub product: Slug,
     /// Operating system: `linux`, `windows`, `darwin` (`macos` means `darwin`).

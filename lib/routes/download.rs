@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use http::{HeaderMap, Method};
 use serde::Deserialize;
-use tokio_postgres::types::Type;
 
 use super::consumers::{LatestPath, LatestQuery, RolloutClient, resolve_latest};
-use crate::db::Sql;
 use crate::domain::ids::parse_filename;
+use crate::domain::releases;
 use crate::http::extract::{Client, Meta, NoQuery, Path, Query};
 use crate::http::{ApiError, ApiResult, RequestMeta, quoted, respond};
 use crate::state::AppState;
@@ -34,13 +33,7 @@ fn count(state: &Arc<AppState>, method: &Method, meta: &RequestMeta, artifact_id
             }
             let result = async {
                 let conn = state.db.conn().await?;
-                conn.query(
-                    "INSERT INTO download_counts (artifact_id, day, count)
-                     SELECT a, current_date, n FROM unnest($1::int8[], $2::int8[]) AS t(a, n)
-                     ON CONFLICT (artifact_id, day) DO UPDATE SET count = download_counts.count + EXCLUDED.count",
-                    &[(&ids, Type::INT8_ARRAY), (&counts, Type::INT8_ARRAY)],
-                )
-                .await?;
+                releases::count_downloads(&conn, &ids, &counts).await?;
                 Ok::<_, ApiError>(())
             }
             .await;
@@ -143,20 +136,14 @@ pub async fn by_id(
         return Err(not_found());
     }
     let conn = state.db.conn().await?;
-    let row = conn
-        .query_opt(
-            "SELECT id, storage_key, filename FROM artifacts WHERE download_id = $1",
-            &[(&id, Type::TEXT)],
-        )
-        .await?
-        .ok_or_else(not_found)?;
-    let filename: String = row.get("filename");
+    let (artifact_id, storage_key, filename) =
+        releases::download(&conn, id).await?.ok_or_else(not_found)?;
     redirect(
         &state,
         &method,
         &meta,
-        row.get("id"),
-        row.get("storage_key"),
+        artifact_id,
+        &storage_key,
         &parse_filename(&filename)?,
     )
     .await

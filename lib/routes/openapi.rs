@@ -231,7 +231,6 @@ pub mod doc {
     pub struct Health {
         /// `ok` or `unavailable`.
         status: String,
-        /// Hub version.
         version: String,
         schema: SchemaVersions,
         /// `database`, `schema` and (deep) `storage`: `ok` or `error: <code>`.
@@ -322,7 +321,6 @@ pub mod doc {
         upload_id: uuid::Uuid,
         /// The storage key the Hub derived.
         key: String,
-        /// Always `PUT`.
         method: String,
         url: String,
         /// Send exactly these headers with the upload.

@@ -65,11 +65,9 @@ pub fn parse_pack_channel(s: &str) -> Result<String, ApiError> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = PackDeployBody)]
 pub struct DeployBody {
-    /// Build id.
     build: String,
     /// Pack channel to point at the build.
     channel: String,
-    /// Uploaded files.
     #[schema(min_items = 1)]
     artifacts: Vec<DeployArtifact>,
 }
@@ -84,10 +82,8 @@ pub struct DeployArtifact {
     key: Option<String>,
     /// File name (default: from the upload).
     filename: Option<String>,
-    /// As presigned.
     #[schema(minimum = 1)]
     size: i64,
-    /// As presigned.
     #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     sha256: String,
 }
@@ -276,7 +272,6 @@ pub async fn deploy(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct PackChannelPath {
-    /// Pack slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pack: Slug,
     /// Pack channel: free-form, `[a-z0-9][a-z0-9._-]{0,62}`.

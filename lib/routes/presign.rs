@@ -60,7 +60,6 @@ pub struct PresignBody {
         example = "launcher-1.0.0-x86_64.AppImage"
     )]
     filename: String,
-    /// Bytes.
     #[schema(minimum = 1)]
     size: i64,
     /// Hex sha256 of the content.

@@ -35,7 +35,6 @@ pub struct PublishBody {
     #[schema(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$", max_length = 129)]
     version: String,
     #[serde(default)]
-    /// Release notes.
     notes: String,
     /// Channel to point at the release: `stable`, `beta` or `dev`.
     #[schema(pattern = "^(stable|beta|dev)$")]
@@ -43,7 +42,6 @@ pub struct PublishBody {
     /// Share of clients the channel offers the release to (updater).
     #[schema(minimum = 0, maximum = 100)]
     rollout_percent: Option<i16>,
-    /// Uploaded artifacts.
     #[schema(min_items = 1)]
     artifacts: Vec<ArtifactBody>,
 }
@@ -56,19 +54,14 @@ pub struct ArtifactBody {
     upload_id: Option<Uuid>,
     /// Storage `key` from presign (or `uploadId`).
     key: Option<String>,
-    /// As presigned.
     #[schema(pattern = "^(linux|windows|darwin|macos)$")]
     os: String,
-    /// As presigned.
     #[schema(pattern = "^(x86_64|amd64|aarch64|arm64|i686|armv7|riscv64)$")]
     arch: String,
-    /// As presigned.
     #[schema(pattern = "^[a-z0-9][a-z0-9.-]{0,31}$")]
     kind: String,
-    /// As presigned.
     #[schema(minimum = 1)]
     size: i64,
-    /// As presigned.
     #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     sha256: String,
     /// Tauri updater signature: the `.sig` file content.

@@ -27,7 +27,6 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ProductPath {
-    /// Product slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub product: Slug,
 }
@@ -36,7 +35,6 @@ pub struct ProductPath {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ReleasePath {
-    /// Product slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub product: Slug,
     /// SemVer version (a leading `v` is accepted).

@@ -29,7 +29,6 @@ pub struct Update<'a> {
     /// Release notes; absent when the release has none (as the client libraries model it).
     #[serde(skip_serializing_if = "Option::is_none")]
     notes: Option<&'a str>,
-    /// RFC 3339.
     pub_date: String,
     /// The Hub's download URL (a redirect to storage).
     url: &'a str,
@@ -59,7 +58,6 @@ pub fn update_format(kind: &str) -> Option<&'static str> {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Path)]
 pub struct CheckPath {
-    /// Product slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     product: Slug,
     /// `{{target}}`: `linux`, `windows`, `darwin` (Tauri) or `macos` (cargo-packager-updater).
@@ -93,7 +91,6 @@ pub struct CheckQuery {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ManifestPath {
-    /// Product slug.
     #[param(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     product: Slug,
     /// Release channel (`stable`, `beta` or `dev`).

@@ -17,7 +17,6 @@ use crate::error::{ApiError, Code};
 /// A presigned upload the client performs itself.
 #[derive(Debug, Clone)]
 pub struct PresignedUpload {
-    /// Always `PUT`.
     pub method: &'static str,
     /// Where to send the bytes.
     pub url: String,
@@ -30,7 +29,6 @@ pub struct PresignedUpload {
 /// What storage says about a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
-    /// Bytes stored.
     pub size: u64,
     /// The stored sha256 checksum, base64 (as S3 reports it), when storage keeps one.
     pub sha256_base64: Option<String>,
@@ -86,9 +84,7 @@ impl ObjectInfo {
 
 /// An object a publish or deploy is about to reference, as the client declared it.
 pub struct Declared<'a> {
-    /// Object key.
     pub key: &'a str,
-    /// Declared size.
     pub size: u64,
     /// Declared lower-case hex sha256.
     pub sha256_hex: &'a str,

@@ -28,41 +28,55 @@ fn timeouts() -> TimeoutConfig {
 
 /// An S3 bucket reached with static credentials.
 pub struct S3Storage {
-    client: aws_sdk_s3::Client,
+    /// Built on the first HEAD: building it loads the TLS roots and the SDK's runtime
+    /// components (milliseconds), which a function that only presigns or only reads the
+    /// database never needs; so a cold start pays for it only where it is used.
+    client: std::sync::OnceLock<aws_sdk_s3::Client>,
+    config: S3Config,
     bucket: String,
     presigner: Presigner,
 }
 
 impl S3Storage {
-    /// Builds the client from static settings: no credential chain, no network I/O.
+    /// The provider from static settings: no credential chain, no network I/O, and no SDK
+    /// client until one is needed.
     pub fn new(c: &S3Config) -> Self {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut b = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(c.region.clone()))
-            .credentials_provider(Credentials::new(
-                c.access_key_id.clone(),
-                c.secret_access_key.expose().to_owned(),
-                None,
-                None,
-                "atlas-static",
-            ))
-            .force_path_style(c.force_path_style)
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(timeouts())
-            .http_client(http_client);
-        if let Some(endpoint) = &c.endpoint {
-            b = b.endpoint_url(endpoint.clone());
-        }
         Self {
-            client: aws_sdk_s3::Client::from_conf(b.build()),
+            client: std::sync::OnceLock::new(),
+            config: c.clone(),
             bucket: c.bucket.clone(),
             presigner: Presigner::new(c),
         }
+    }
+
+    /// The SDK client (HEAD requests), built once.
+    fn client(&self) -> &aws_sdk_s3::Client {
+        self.client.get_or_init(|| {
+            let c = &self.config;
+            let http_client = aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https();
+            let mut b = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(c.region.clone()))
+                .credentials_provider(Credentials::new(
+                    c.access_key_id.clone(),
+                    c.secret_access_key.expose().to_owned(),
+                    None,
+                    None,
+                    "atlas-static",
+                ))
+                .force_path_style(c.force_path_style)
+                .retry_config(RetryConfig::standard().with_max_attempts(3))
+                .timeout_config(timeouts())
+                .http_client(http_client);
+            if let Some(endpoint) = &c.endpoint {
+                b = b.endpoint_url(endpoint.clone());
+            }
+            aws_sdk_s3::Client::from_conf(b.build())
+        })
     }
 
     /// Presigned PUT binding `content-length`, `content-type`, `x-amz-checksum-sha256` and
@@ -116,7 +130,7 @@ impl S3Storage {
     /// HEAD with checksum mode, so S3 reports the stored sha256.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
         let result = self
-            .client
+            .client()
             .head_object()
             .bucket(&self.bucket)
             .key(key)
@@ -137,7 +151,7 @@ impl S3Storage {
 
     /// HEAD on the bucket.
     pub async fn check(&self) -> Result<(), StorageError> {
-        self.client
+        self.client()
             .head_bucket()
             .bucket(&self.bucket)
             .send()

@@ -42,7 +42,15 @@ async fn unknown_paths_and_wrong_methods_are_problems() {
     assert_eq!(body["code"], "not_found");
     let r = c.delete(hub.at("/api/health")).send().await.unwrap();
     assert_eq!(r.status(), 405);
-    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let allow: Vec<&str> = r.headers()["allow"]
+        .to_str()
+        .unwrap()
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert_eq!(allow, ["GET", "HEAD"]);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
 }
 
 // ---- Vercel: each function binary alone on VERCEL_DEV_PORT -------------------------------
@@ -255,14 +263,28 @@ async fn the_lambda_adapter_serves_health_from_a_real_event() {
 /// A route outside `/api`, hosted like `/download/…`: its function lives at
 /// `/api/download/[product]/echo/[version]` and Vercel may hand it either path. It answers
 /// the path parameters it resolved and the size of the JSON body it read.
-fn echo() -> axum::Router {
+fn echo() -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone {
     use atlas_hub::http::extract::{Json, Path};
     type Params = Path<std::collections::BTreeMap<String, String>>;
-    async fn echo(Path(params): Params) -> axum::Json<Value> {
-        axum::Json(json!({ "params": params, "bodyBytes": 0 }))
+    use atlas_hub::http::respond::json as answer;
+    type Answer = Result<axum::response::Response, atlas_hub::error::ApiError>;
+    async fn echo(Path(params): Params) -> Answer {
+        answer(
+            http::StatusCode::OK,
+            &json!({ "params": params, "bodyBytes": 0 }),
+        )
     }
-    async fn echo_body(Path(params): Params, Json(body): Json<Value>) -> axum::Json<Value> {
-        axum::Json(json!({ "params": params, "bodyBytes": body.to_string().len() }))
+    async fn echo_body(Path(params): Params, Json(body): Json<Value>) -> Answer {
+        let size = body.to_string().len();
+        answer(
+            http::StatusCode::OK,
+            &json!({ "params": params, "bodyBytes": size }),
+        )
     }
     let router = axum::Router::new()
         .route(
