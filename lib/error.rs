@@ -148,7 +148,6 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
-    /// 404 `not_found`.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, Code::NotFound, detail)
     }
@@ -223,27 +222,42 @@ impl ApiError {
     }
 
     /// The problem+json body for a request id.
-    pub fn body(&self, request_id: &str) -> serde_json::Value {
-        let mut body = serde_json::json!({
-            // RFC 9457 §4.2.1: no URI of a page that would describe the problem (the Hub
-            // serves none, and must not point at a domain it does not own); the machine
-            // `code` says which problem it is, and `title` is the status's phrase.
-            "type": "about:blank",
-            "title": self.title(),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "code": self.code,
-            "requestId": request_id,
-        });
-        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
-            (self.extra.as_ref(), &mut body)
-        {
-            for (k, v) in extra {
-                map.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+    pub fn problem<'a>(&'a self, request_id: &'a str) -> Problem<'a> {
+        Problem {
+            kind: "about:blank",
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code.as_str(),
+            request_id,
+            extra: self.extra.as_ref().filter(|e| e.is_object()),
         }
-        body
     }
+
+    /// [`Self::problem`] as a JSON value.
+    pub fn body(&self, request_id: &str) -> serde_json::Value {
+        serde_json::to_value(self.problem(request_id)).unwrap_or_default()
+    }
+}
+
+/// An RFC 9457 problem; some codes add members (e.g. `missing`, `channels`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem<'a> {
+    /// Always `about:blank` (RFC 9457 §4.2.1): the Hub serves no page describing a problem
+    /// and must not point at a domain it does not own; `code` says which problem it is, and
+    /// `title` is the status's phrase.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    /// Stable machine code (`token_invalid`, `version_exists`, …).
+    code: &'static str,
+    request_id: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    extra: Option<&'a serde_json::Value>,
 }
 
 impl fmt::Display for ApiError {

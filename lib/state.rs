@@ -14,7 +14,6 @@ pub struct AppState {
     pub config: Config,
     /// Database pool (connections open on first use).
     pub db: Arc<Db>,
-    /// Object storage provider.
     pub storage: Storage,
     /// GitHub Actions OIDC verification (keys fetched on first use).
     pub oidc: OidcVerifier,

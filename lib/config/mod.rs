@@ -114,13 +114,10 @@ pub struct BlobConfig {
 pub struct S3Config {
     /// `ATLAS_S3_ENDPOINT`: e.g. `https://<account>.r2.cloudflarestorage.com`; unset for AWS.
     pub endpoint: Option<String>,
-    /// `ATLAS_S3_BUCKET`.
     pub bucket: String,
     /// `ATLAS_S3_REGION`: `auto` for R2.
     pub region: String,
-    /// `ATLAS_S3_ACCESS_KEY_ID`.
     pub access_key_id: String,
-    /// `ATLAS_S3_SECRET_ACCESS_KEY`.
     pub secret_access_key: Secret,
     /// `ATLAS_S3_FORCE_PATH_STYLE`: `true` (default when an endpoint is set) or `false`.
     pub force_path_style: bool,

@@ -10,7 +10,6 @@ use crate::error::ApiError;
 pub struct Migration {
     /// Number from the file name (`0001_…` → 1).
     pub version: i32,
-    /// The file name.
     pub name: &'static str,
     pub sql: &'static str,
 }
@@ -83,8 +82,9 @@ pub struct Report {
 #[derive(Debug)]
 pub enum MigrateError {
     /// An applied migration's file changed since it was applied.
-    Edited { name: String },
-    /// Database failure.
+    Edited {
+        name: String,
+    },
     Database(String),
 }
 

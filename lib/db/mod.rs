@@ -285,7 +285,6 @@ impl Conn {
         }
     }
 
-    /// Starts a transaction.
     pub async fn transaction(&mut self) -> Result<Tx<'_>, ApiError> {
         if let Client::Shared(_) = self.client {
             self.client = Client::Own(Box::new(self.pool.get().await?));
@@ -307,7 +306,6 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    /// Commits.
     pub async fn commit(self) -> Result<(), ApiError> {
         Ok(within_deadline(self.tx.commit()).await?)
     }
@@ -316,7 +314,6 @@ impl Tx<'_> {
 /// Running statements: prepared and cached per connection when direct, unnamed
 /// (`query_typed`) behind a transaction-mode pooler where named statements break.
 pub trait Sql: Sync {
-    /// All rows.
     fn query(
         &self,
         sql: &str,

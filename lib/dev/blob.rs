@@ -42,7 +42,6 @@ const MAX_LOCAL_BODY: u64 = 1 << 30;
 
 /// A running local Blob store.
 pub struct LocalBlob {
-    /// Where it listens.
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }

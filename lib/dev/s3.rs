@@ -19,7 +19,6 @@ pub const SECRET_KEY: &str = "atlas-local-secret-key";
 
 /// A running local S3 store.
 pub struct LocalS3 {
-    /// Where it listens.
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }

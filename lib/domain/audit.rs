@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::db::Sql;
+use crate::db::{Sql, Tx};
 use crate::error::ApiError;
 
 /// Who did something.
@@ -37,6 +37,18 @@ pub async fn record(
     )
     .await?;
     Ok(())
+}
+
+/// Appends the audit row and commits: a write and its entry land together or not at all.
+pub async fn commit(
+    tx: Tx<'_>,
+    actor: &Actor,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    record(&tx, actor, action, subject, detail).await?;
+    tx.commit().await
 }
 
 /// One audit entry as the admin API shows it.

@@ -63,7 +63,6 @@ impl Slug {
             ))
         }
     }
-    /// The slug.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -107,7 +106,6 @@ impl Version {
             )
         })
     }
-    /// The SemVer value.
     pub fn semver(&self) -> &semver::Version {
         &self.0
     }
@@ -122,9 +120,7 @@ impl fmt::Display for Version {
 /// Operating systems artifacts target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Os {
-    /// Linux.
     Linux,
-    /// Windows.
     Windows,
     /// macOS.
     Darwin,
@@ -145,7 +141,6 @@ impl Os {
             _ => Err(invalid(field, s, "linux, windows or darwin (macos)")),
         }
     }
-    /// Canonical name.
     pub fn as_str(self) -> &'static str {
         match self {
             Os::Linux => "linux",
@@ -158,15 +153,10 @@ impl Os {
 /// CPU architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Arch {
-    /// x86-64.
     X86_64,
-    /// 64-bit ARM.
     Aarch64,
-    /// 32-bit x86.
     I686,
-    /// 32-bit ARM.
     Armv7,
-    /// RISC-V 64.
     Riscv64,
 }
 
@@ -191,7 +181,6 @@ impl Arch {
             )),
         }
     }
-    /// Canonical name.
     pub fn as_str(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",

@@ -44,7 +44,6 @@ pub struct GithubClaims {
     #[serde(default)]
     pub environment: Option<String>,
     pub event_name: String,
-    /// Workflow run id.
     #[serde(default)]
     pub run_id: String,
     /// Token id (accepted once).

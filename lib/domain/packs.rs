@@ -97,7 +97,6 @@ pub async fn get(db: &impl Sql, slug: &str) -> Result<Pack, ApiError> {
     .ok_or_else(|| ApiError::not_found(format!("no pack {slug:?}")))
 }
 
-/// Every pack.
 pub async fn list(db: &impl Sql) -> Result<Vec<Pack>, ApiError> {
     let rows = db
         .query(&format!("SELECT {COLUMNS} FROM packs ORDER BY slug"), &[])

@@ -318,7 +318,6 @@ pub struct ReleaseView {
 }
 
 impl ReleaseView {
-    /// Builds the view.
     pub fn new(hub_url: &str, product: &str, r: &Release, artifacts: &[Artifact]) -> Self {
         ReleaseView {
             product: product.to_owned(),

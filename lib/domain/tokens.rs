@@ -77,7 +77,6 @@ impl Scope {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|x| x.as_str() == s)
     }
-    /// The scope's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Upload => "upload",
@@ -202,7 +201,6 @@ impl Principal {
     }
 }
 
-/// 403 `scope_denied`.
 pub fn scope_denied(detail: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, Code::ScopeDenied, detail)
 }
@@ -368,7 +366,6 @@ pub struct TokenSpec {
     /// Channels or `*`.
     pub channels: Vec<String>,
     pub expires_at: Option<OffsetDateTime>,
-    /// Who created it.
     pub created_by: String,
 }
 
@@ -546,6 +543,9 @@ impl From<&Principal> for crate::domain::audit::Actor {
 }
 
 /// A token as listed: never its secret (nor its digest).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = TokenInfo)]
 pub struct Listed {
     pub id: Uuid,
     pub name: String,
@@ -558,11 +558,15 @@ pub struct Listed {
     pub scopes: Vec<String>,
     /// Channels or `*`.
     pub channels: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub created_by: String,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
-    /// Last authenticated request, to the minute.
+    /// When the token last authenticated a request, to the minute.
+    #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
 }
 

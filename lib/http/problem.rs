@@ -16,7 +16,8 @@ impl IntoResponse for ApiError {
         let request_id = REQUEST_ID
             .try_with(Clone::clone)
             .unwrap_or_else(|_| "-".to_owned());
-        let mut response = (self.status, self.body(&request_id).to_string()).into_response();
+        let body = serde_json::to_string(&self.problem(&request_id)).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

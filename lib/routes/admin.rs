@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::openapi::doc;
 use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Platform, Slug, is_hidden_control, parse_channel, parse_name};
 use crate::domain::packs::Pack;
@@ -54,7 +53,7 @@ pub struct CreateToken {
     tag = "admin",
     summary = "Issue a token; its plaintext appears only in this answer.",
     request_body = CreateToken,
-    responses((status = 201, description = "Issued.", body = doc::TokenCreated)),
+    responses((status = 201, description = "Issued.", body = TokenCreated)),
     security(("adminToken" = [])),
     extensions(("x-problems" = json!([409, 413, 415]))),
 )]
@@ -193,8 +192,8 @@ pub async fn create_token(
     }
     let tx = conn.transaction().await?;
     let (id, plaintext) = tokens::create(&tx, &state.config.token_pepper, &spec).await?;
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &Actor::from(&principal),
         "token.issue",
         &format!("token:{id}"),
@@ -202,21 +201,35 @@ pub async fn create_token(
                "scopes": spec.scopes, "channels": spec.channels}),
     )
     .await?;
-    tx.commit().await?;
-    respond::json(
-        StatusCode::CREATED,
-        &json!({
-            "id": id, "token": plaintext.expose(), "name": spec.name, "kind": kind.as_str(),
-            "products": spec.products, "packId": spec.pack_id, "scopes": spec.scopes,
-            "channels": spec.channels,
-            "expiresAt": expires_at.map(rfc3339),
-        }),
-    )
+    let created = TokenCreated {
+        id,
+        token: plaintext.expose(),
+        name: &spec.name,
+        kind: kind.as_str(),
+        products: &spec.products,
+        pack_id: spec.pack_id,
+        scopes: &spec.scopes,
+        channels: &spec.channels,
+        expires_at,
+    };
+    respond::json(StatusCode::CREATED, &created)
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+/// A token just issued.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCreated<'a> {
+    id: uuid::Uuid,
+    /// The secret: shown here once, never again.
+    token: &'a str,
+    name: &'a str,
+    kind: &'a str,
+    products: &'a [String],
+    pack_id: Option<i64>,
+    scopes: &'a [String],
+    channels: &'a [String],
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
 }
 
 /// Every token, newest first: never the secret.
@@ -226,7 +239,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
     operation_id = "listTokens",
     tag = "admin",
     summary = "Deploy tokens (never their secrets).",
-    responses((status = 200, description = "Tokens.", body = doc::TokenList)),
+    responses((status = 200, description = "Tokens.", body = TokenList)),
     security(("adminToken" = [])),
 )]
 pub async fn list_tokens(
@@ -235,20 +248,13 @@ pub async fn list_tokens(
     _: Query<NoQuery>,
 ) -> ApiResult {
     let conn = state.db.conn().await?;
-    let tokens: Vec<_> = tokens::list(&conn)
-        .await?
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.id, "name": t.name, "kind": t.kind, "products": t.products,
-                "pack": t.pack, "scopes": t.scopes, "channels": t.channels,
-                "createdAt": rfc3339(t.created_at), "createdBy": t.created_by,
-                "expiresAt": t.expires_at.map(rfc3339), "revokedAt": t.revoked_at.map(rfc3339),
-                "lastUsedAt": t.last_used_at.map(rfc3339),
-            })
-        })
-        .collect();
-    respond::json(StatusCode::OK, &json!({ "tokens": tokens }))
+    let tokens = tokens::list(&conn).await?;
+    respond::json(StatusCode::OK, &TokenList { tokens })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    tokens: Vec<tokens::Listed>,
 }
 
 /// `{id}` of a token.
@@ -284,15 +290,14 @@ pub async fn revoke_token(
     let name = tokens::revoke(&tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no token {id}")))?;
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &Actor::from(&principal),
         "token.revoke",
         &format!("token:{id}"),
         json!({"name": name}),
     )
     .await?;
-    tx.commit().await?;
     Ok(respond::no_content())
 }
 
@@ -377,15 +382,14 @@ pub async fn create_product(
     let fields = product_fields(body)?;
     let tx = conn.transaction().await?;
     let product = products::create(&tx, slug.as_str(), &fields).await?;
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &Actor::from(&principal),
         "product.create",
         slug.as_str(),
         json!(product),
     )
     .await?;
-    tx.commit().await?;
     respond::json(StatusCode::CREATED, &product)
 }
 
@@ -417,26 +421,24 @@ pub async fn update_product(
     let fields = product_fields(body)?;
     let tx = conn.transaction().await?;
     let product = products::update(&tx, slug.as_str(), &fields).await?;
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &Actor::from(&principal),
         "product.update",
         slug.as_str(),
         json!(product),
     )
     .await?;
-    tx.commit().await?;
     respond::json(StatusCode::OK, &product)
 }
 
-/// Every product.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/products",
     operation_id = "listProducts",
     tag = "admin",
     summary = "Products.",
-    responses((status = 200, description = "Products.", body = doc::ProductList)),
+    responses((status = 200, description = "Products.", body = ProductList)),
     security(("adminToken" = [])),
 )]
 pub async fn list_products(
@@ -445,10 +447,13 @@ pub async fn list_products(
     _: Query<NoQuery>,
 ) -> ApiResult {
     let conn = state.db.conn().await?;
-    respond::json(
-        StatusCode::OK,
-        &json!({ "products": products::list(&conn).await? }),
-    )
+    let products = products::list(&conn).await?;
+    respond::json(StatusCode::OK, &ProductList { products })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProductList {
+    products: Vec<Product>,
 }
 
 /// Every write (publish, deploy, channel move, yank, token issue and revoke, product and
@@ -460,7 +465,7 @@ pub async fn list_products(
     tag = "admin",
     summary = "Every write, newest first.",
     params(PageQuery),
-    responses((status = 200, description = "A page of entries.", body = doc::AuditPage)),
+    responses((status = 200, description = "A page of entries.", body = AuditPage)),
     security(("adminToken" = [])),
 )]
 pub async fn audit_log(
@@ -471,13 +476,24 @@ pub async fn audit_log(
     let conn = state.db.conn().await?;
     let (cursor, limit) = page.parse()?;
     let entries = audit::page(&conn, cursor, limit).await?;
-    let next = (entries.len() as i64 == limit)
+    let next_cursor = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.id.to_string()))
         .flatten();
     respond::json(
         StatusCode::OK,
-        &json!({ "entries": entries, "nextCursor": next }),
+        &AuditPage {
+            entries,
+            next_cursor,
+        },
     )
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    entries: Vec<audit::Entry>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -577,15 +593,14 @@ pub async fn create_pack(
     let fields = pack_fields(body)?;
     let tx = conn.transaction().await?;
     let pack = packs::create(&tx, slug.as_str(), &fields).await?;
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &Actor::from(&principal),
         "pack.create",
         slug.as_str(),
         json!(pack),
     )
     .await?;
-    tx.commit().await?;
     respond::json(StatusCode::CREATED, &pack)
 }
 
@@ -625,26 +640,24 @@ pub async fn update_pack(
     let fields = pack_fields(body)?;
     let tx = conn.transaction().await?;
     let pack = packs::update(&tx, slug.as_str(), &fields).await?;
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &Actor::from(&principal),
         "pack.update",
         slug.as_str(),
         json!(pack),
     )
     .await?;
-    tx.commit().await?;
     respond::json(StatusCode::OK, &pack)
 }
 
-/// Every pack.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/packs",
     operation_id = "listPacks",
     tag = "admin",
     summary = "Packs.",
-    responses((status = 200, description = "Packs.", body = doc::PackList)),
+    responses((status = 200, description = "Packs.", body = PackList)),
     security(("adminToken" = [])),
 )]
 pub async fn list_packs(
@@ -653,8 +666,11 @@ pub async fn list_packs(
     _: Query<NoQuery>,
 ) -> ApiResult {
     let conn = state.db.conn().await?;
-    respond::json(
-        StatusCode::OK,
-        &json!({ "packs": packs::list(&conn).await? }),
-    )
+    let packs = packs::list(&conn).await?;
+    respond::json(StatusCode::OK, &PackList { packs })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PackList {
+    packs: Vec<Pack>,
 }

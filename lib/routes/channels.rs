@@ -4,15 +4,13 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::openapi::doc;
 use super::public_cache;
 use super::publish::rollout;
 use super::releases::ProductPath;
 use crate::domain::audit::Actor;
-use crate::domain::channels::{self, Move};
+use crate::domain::channels::{self, ChannelView, Move};
 use crate::domain::ids::{Slug, Version, parse_channel};
 use crate::domain::tokens::Scope;
 use crate::domain::{products, releases};
@@ -28,7 +26,7 @@ use crate::state::AppState;
     tag = "releases",
     summary = "Every channel of a product.",
     params(ProductPath),
-    responses((status = 200, description = "The channels.", body = doc::ChannelList)),
+    responses((status = 200, description = "The channels.", body = ChannelList)),
     extensions(("x-problems" = json!([304]))),
 )]
 pub async fn list(
@@ -38,11 +36,18 @@ pub async fn list(
 ) -> ApiResult {
     let conn = state.db.conn().await?;
     let product = products::get(&conn, path.product.as_str()).await?;
-    let list = channels::list(&conn, product.id).await?;
-    respond::cached_json(
-        &json!({ "product": product.slug, "channels": list }),
-        public_cache(&state),
-    )
+    let channels = channels::list(&conn, product.id).await?;
+    let body = ChannelList {
+        product: product.slug,
+        channels,
+    };
+    respond::cached_json(&body, public_cache(&state))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChannelList {
+    product: String,
+    channels: Vec<ChannelView>,
 }
 
 /// `{product}/channels/{channel}`.
@@ -90,7 +95,7 @@ fn expected_version<'de, D: serde::Deserializer<'de>>(
     summary = "Promote or roll back: point a channel at a release (compare-and-swap).",
     params(ChannelPath),
     request_body = MoveBody,
-    responses((status = 200, description = "The channel, moved.", body = doc::ChannelMoved)),
+    responses((status = 200, description = "The channel, moved.", body = ChannelMoved)),
     security(("appToken" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
@@ -131,8 +136,15 @@ pub async fn put(
     )
     .await?;
     tx.commit().await?;
-    respond::json(
-        StatusCode::OK,
-        &json!({ "product": product.slug, "channel": view }),
-    )
+    let body = ChannelMoved {
+        product: product.slug,
+        channel: view,
+    };
+    respond::json(StatusCode::OK, &body)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChannelMoved {
+    product: String,
+    channel: ChannelView,
 }

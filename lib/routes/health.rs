@@ -1,13 +1,13 @@
 //! `GET /api/health`: database reachability and schema version; `?deep=1` checks storage.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::openapi::doc;
 use crate::db::migrate;
 use crate::http::extract::{Meta, Query};
 use crate::http::{ApiError, ApiResult, respond};
@@ -32,8 +32,8 @@ pub struct HealthQuery {
     summary = "Database reachability and schema version; `deep=1` also checks storage.",
     params(HealthQuery),
     responses(
-        (status = 200, description = "Healthy.", body = doc::Health),
-        (status = 503, description = "The database or storage is unreachable, or the schema is behind the code.", body = doc::Health),
+        (status = 200, description = "Healthy.", body = Health),
+        (status = 503, description = "The database or storage is unreachable, or the schema is behind the code.", body = Health),
     ),
 )]
 pub async fn get(
@@ -68,7 +68,7 @@ pub async fn get(
         Some(_) => "ok",
         None => "unknown",
     };
-    let mut checks = json!({ "database": database, "schema": schema });
+    let mut checks = BTreeMap::from([("database", database), ("schema", schema.to_owned())]);
     if deep {
         let storage = match state.storage.check().await {
             Ok(()) => "ok".to_owned(),
@@ -82,18 +82,35 @@ pub async fn get(
                 "error: storage_unavailable".to_owned()
             }
         };
-        checks["storage"] = json!(storage);
+        checks.insert("storage", storage);
     }
-    let body = json!({
-        "status": if healthy { "ok" } else { "unavailable" },
-        "version": crate::VERSION,
-        "schema": { "current": current, "expected": expected },
-        "checks": checks,
-    });
+    let body = Health {
+        status: if healthy { "ok" } else { "unavailable" },
+        version: crate::VERSION,
+        schema: SchemaVersions { current, expected },
+        checks,
+    };
     let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     respond::json(status, &body)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    status: &'static str,
+    version: &'static str,
+    schema: SchemaVersions,
+    /// `database`, `schema` and (deep) `storage`: `ok` or `error: <code>`.
+    checks: BTreeMap<&'static str, String>,
+}
+
+/// Applied and expected migration versions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SchemaVersions {
+    current: Option<i32>,
+    expected: i32,
 }

@@ -5,8 +5,7 @@
 //!   [`super::routes`] collects them with the handlers (`utoipa-axum`), so there is no
 //!   second table to keep in step.
 //! - Component schemas are derived (`utoipa::ToSchema`) from the very types the handlers
-//!   deserialize requests into and serialize responses from; the few answers built as JSON
-//!   values have a schema type here ([`doc`]).
+//!   deserialize requests into and serialize responses from.
 //! - What every operation shares is added once, in [`generate`]: the problem answers each
 //!   may give (400, 404, 503; 401, 403 and 429 with credentials; the extra ones an operation
 //!   lists as `x-problems`), and that an empty query value counts as absent.
@@ -38,7 +37,7 @@ pub const DOCUMENT: &str = include_str!("../../openapi.json");
     operation_id = "openapi",
     tag = "operations",
     summary = "This document.",
-    responses((status = 200, description = "The OpenAPI document.", body = doc::OpenApiDocument)),
+    responses((status = 200, description = "The OpenAPI document.", body = Object)),
 )]
 pub async fn get(State(state): State<Arc<AppState>>, _: Query<NoQuery>) -> ApiResult {
     Ok(respond::cached(
@@ -67,7 +66,7 @@ pub async fn get(State(state): State<Arc<AppState>>, _: Query<NoQuery>) -> ApiRe
         (name = "admin", description = "Tokens, products, packs, audit."),
         (name = "operations", description = "Health and this document."),
     ),
-    components(schemas(doc::Problem)),
+    components(schemas(crate::error::Problem)),
 )]
 pub struct ApiDoc;
 
@@ -195,253 +194,6 @@ pub fn generate_text() -> String {
     let mut text = serde_json::to_string_pretty(&generate()).unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// Schemas of answers the handlers build as JSON values.
-#[allow(dead_code)] // Never built: these types only describe JSON the handlers write.
-pub mod doc {
-    use std::collections::BTreeMap;
-
-    use serde::Serialize;
-    use utoipa::ToSchema;
-
-    use crate::domain::audit::Entry;
-    use crate::domain::channels::ChannelView;
-    use crate::domain::lookup::LatestArtifact;
-    use crate::domain::packs::Pack;
-    use crate::domain::products::Product;
-
-    /// An RFC 9457 problem; some codes add members (e.g. `missing`, `channels`).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Problem {
-        /// `about:blank` or a problem type URI.
-        #[serde(rename = "type")]
-        kind: String,
-        title: String,
-        status: u16,
-        detail: String,
-        /// Stable machine code (`token_invalid`, `version_exists`, …).
-        code: String,
-        request_id: String,
-    }
-
-    /// `GET /api/health`.
-    #[derive(Serialize, ToSchema)]
-    pub struct Health {
-        /// `ok` or `unavailable`.
-        status: String,
-        version: String,
-        schema: SchemaVersions,
-        /// `database`, `schema` and (deep) `storage`: `ok` or `error: <code>`.
-        checks: BTreeMap<String, String>,
-    }
-
-    /// Applied and expected migration versions.
-    #[derive(Serialize, ToSchema)]
-    pub struct SchemaVersions {
-        current: Option<i32>,
-        expected: i32,
-    }
-
-    /// An OpenAPI 3.1 document.
-    #[derive(Serialize, ToSchema)]
-    pub struct OpenApiDocument {
-        openapi: String,
-        info: BTreeMap<String, serde_json::Value>,
-        paths: BTreeMap<String, serde_json::Value>,
-    }
-
-    /// A token just issued.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct TokenCreated {
-        id: uuid::Uuid,
-        /// The secret: shown here once, never again.
-        token: String,
-        name: String,
-        kind: String,
-        products: Vec<String>,
-        pack_id: Option<i64>,
-        scopes: Vec<String>,
-        channels: Vec<String>,
-        expires_at: Option<String>,
-    }
-
-    /// A token as listed (never the secret).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct TokenInfo {
-        id: uuid::Uuid,
-        name: String,
-        kind: String,
-        products: Vec<String>,
-        pack: Option<String>,
-        scopes: Vec<String>,
-        channels: Vec<String>,
-        created_at: String,
-        created_by: String,
-        expires_at: Option<String>,
-        revoked_at: Option<String>,
-        /// When the token last authenticated a request, to the minute.
-        last_used_at: Option<String>,
-    }
-
-    /// `GET /api/v1/admin/tokens`.
-    #[derive(Serialize, ToSchema)]
-    pub struct TokenList {
-        tokens: Vec<TokenInfo>,
-    }
-
-    /// `GET /api/v1/admin/products`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ProductList {
-        products: Vec<Product>,
-    }
-
-    /// `GET /api/v1/admin/packs`.
-    #[derive(Serialize, ToSchema)]
-    pub struct PackList {
-        packs: Vec<Pack>,
-    }
-
-    /// `GET /api/v1/admin/audit`.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct AuditPage {
-        entries: Vec<Entry>,
-        /// Pass as `cursor` for the next page; `null` on the last one.
-        next_cursor: Option<String>,
-    }
-
-    /// `POST /api/v1/storage/presign`.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct PresignedUpload {
-        upload_id: uuid::Uuid,
-        /// The storage key the Hub derived.
-        key: String,
-        method: String,
-        url: String,
-        /// Send exactly these headers with the upload.
-        upload_headers: BTreeMap<String, String>,
-        expires_at: String,
-        /// The object is already stored with this sha256: skip the upload.
-        already_uploaded: bool,
-    }
-
-    /// A release in the history.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct ReleaseSummary {
-        version: String,
-        notes: String,
-        published_at: String,
-        yanked: bool,
-        artifact_count: i64,
-    }
-
-    /// `GET /api/v1/releases/{product}`.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct ReleaseList {
-        product: String,
-        /// The key the product's updater signatures are made with, as Tauri's `pubkey`
-        /// setting takes it (base64 of the minisign `.pub` file); `null` when none is set.
-        /// `atlas-hub release publish` checks each `.sig` against it before uploading.
-        updater_public_key: Option<String>,
-        releases: Vec<ReleaseSummary>,
-        next_cursor: Option<String>,
-    }
-
-    /// `GET /api/v1/releases/{product}/latest/{os}/{arch}`.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct LatestRelease {
-        product: String,
-        channel: String,
-        version: String,
-        notes: String,
-        published_at: String,
-        /// The requested kind, else the platform's primary artifact.
-        artifact: LatestArtifact,
-        /// Every artifact of the release for the platform, primary first.
-        artifacts: Vec<LatestArtifact>,
-    }
-
-    /// `GET /api/v1/releases/{product}/channels`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ChannelList {
-        product: String,
-        channels: Vec<ChannelView>,
-    }
-
-    /// `PUT /api/v1/releases/{product}/channels/{channel}`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ChannelMoved {
-        product: String,
-        channel: ChannelView,
-    }
-
-    /// Tauri's static manifest.
-    #[derive(Serialize, ToSchema)]
-    pub struct UpdaterManifest {
-        version: String,
-        /// Absent when the release has no notes.
-        notes: Option<String>,
-        pub_date: String,
-        /// Keyed `{os}-{arch}` (the platform's primary artifact among those listed) and
-        /// `{os}-{arch}-{bundle}`; `darwin-…` entries also as `macos-…`.
-        platforms: BTreeMap<String, ManifestEntry>,
-    }
-
-    /// One platform of the static manifest.
-    #[derive(Serialize, ToSchema)]
-    pub struct ManifestEntry {
-        /// The `.sig` file content.
-        signature: String,
-        /// Hub download URL.
-        url: String,
-        /// cargo-packager-updater's format (`appimage`, `nsis`, `wix`, `app`); absent only
-        /// for kinds listed because `bundleType` asked for them.
-        #[schema(pattern = "^(appimage|nsis|wix|app)$")]
-        format: Option<String>,
-    }
-
-    /// A pack build (deploy answer).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct PackBuild {
-        pack: String,
-        channel: String,
-        build: String,
-        deployed_at: String,
-        artifacts: Vec<PackArtifact>,
-    }
-
-    /// A pack artifact with its download URL.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct PackArtifact {
-        download_id: String,
-        download_url: String,
-        filename: String,
-        size: i64,
-        sha256: String,
-    }
-
-    /// A pack channel and its build.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct PackChannel {
-        pack: String,
-        channel: String,
-        build: String,
-        deployed_at: String,
-        artifacts: Vec<PackArtifact>,
-        previous_build: Option<String>,
-        updated_at: Option<String>,
-    }
 }
 
 #[cfg(test)]

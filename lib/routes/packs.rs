@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::admin::PackPath;
-use super::openapi::doc;
 use super::public_cache;
 use crate::db::Sql;
 use crate::domain::audit;
@@ -145,31 +144,64 @@ async fn resolve(
     Ok(out)
 }
 
-fn build_view(
+fn build_view<'a>(
     state: &AppState,
-    pack: &str,
-    channel: &str,
-    b: &Build,
-    artifacts: &[packs::BuildArtifact],
-) -> serde_json::Value {
+    pack: &'a str,
+    channel: &'a str,
+    b: &'a Build,
+    artifacts: &'a [packs::BuildArtifact],
+) -> PackBuild<'a> {
     let hub = &state.config.hub_url;
-    let artifacts: Vec<_> = artifacts
+    let artifacts = artifacts
         .iter()
-        .map(|a| {
-            json!({
-                "downloadId": a.download_id,
-                "downloadUrl": format!("{hub}/api/v1/download/{}", a.download_id),
-                "filename": a.filename, "size": a.size, "sha256": a.sha256,
-            })
+        .map(|a| PackArtifact {
+            download_url: format!("{hub}/api/v1/download/{}", a.download_id),
+            artifact: a,
         })
         .collect();
-    json!({
-        "pack": pack,
-        "channel": channel,
-        "build": b.build,
-        "deployedAt": b.deployed_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "artifacts": artifacts,
-    })
+    PackBuild {
+        pack,
+        channel,
+        build: &b.build,
+        deployed_at: b.deployed_at,
+        artifacts,
+    }
+}
+
+/// A pack build (deploy answer).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PackBuild<'a> {
+    pack: &'a str,
+    channel: &'a str,
+    build: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    deployed_at: time::OffsetDateTime,
+    artifacts: Vec<PackArtifact<'a>>,
+}
+
+/// A pack artifact with its download URL.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PackArtifact<'a> {
+    #[serde(flatten)]
+    artifact: &'a packs::BuildArtifact,
+    download_url: String,
+}
+
+/// A pack channel and its build.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PackChannel<'a> {
+    #[serde(flatten)]
+    build: PackBuild<'a>,
+    previous_build: Option<String>,
+    /// When the channel last moved (reads only).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    updated_at: Option<time::OffsetDateTime>,
 }
 
 /// Deploys uploaded files as a pack build and points the pack channel at it: 201 created,
@@ -183,8 +215,8 @@ fn build_view(
     params(PackPath),
     request_body = DeployBody,
     responses(
-        (status = 201, description = "Deployed.", body = doc::PackBuild),
-        (status = 200, description = "Already deployed with these exact files.", body = doc::PackBuild),
+        (status = 201, description = "Deployed.", body = PackBuild),
+        (status = 200, description = "Already deployed with these exact files.", body = PackBuild),
     ),
     security(("packToken" = []), ("githubOidc" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
@@ -287,7 +319,7 @@ pub struct PackChannelPath {
     tag = "packs",
     summary = "The build a pack channel points to.",
     params(PackChannelPath),
-    responses((status = 200, description = "The channel and its build.", body = doc::PackChannel)),
+    responses((status = 200, description = "The channel and its build.", body = PackChannel)),
     extensions(("x-problems" = json!([304]))),
 )]
 pub async fn get_channel(
@@ -304,13 +336,11 @@ pub async fn get_channel(
             ApiError::not_found(format!("pack {} has no channel {channel}", pack.slug))
         })?;
     let artifacts = packs::build_artifacts(&conn, c.build.id).await?;
-    let mut view = build_view(&state, &pack.slug, &channel, &c.build, &artifacts);
-    view["previousBuild"] = json!(c.previous_build);
-    view["updatedAt"] = json!(
-        c.updated_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    );
+    let view = PackChannel {
+        build: build_view(&state, &pack.slug, &channel, &c.build, &artifacts),
+        previous_build: c.previous_build.clone(),
+        updated_at: Some(c.updated_at),
+    };
     respond::cached_json(&view, public_cache(&state))
 }
 
@@ -341,7 +371,7 @@ fn expected_build<'de, D: serde::Deserializer<'de>>(
     summary = "Point a pack channel at a build (compare-and-swap).",
     params(PackChannelPath),
     request_body = MoveBody,
-    responses((status = 200, description = "The channel, moved.", body = doc::PackChannel)),
+    responses((status = 200, description = "The channel, moved.", body = PackChannel)),
     security(("packToken" = []), ("githubOidc" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
@@ -368,18 +398,20 @@ pub async fn put_channel(
     let expected = expected_build.as_ref().map(|e| e.as_deref());
     let previous =
         packs::move_channel(&tx, pack.id, &channel, target.id, expected, &actor.name).await?;
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &actor,
         "pack.channel.move",
         &format!("{}/{channel}", pack.slug),
         json!({"from": previous, "to": build}),
     )
     .await?;
-    tx.commit().await?;
     let artifacts = packs::build_artifacts(&conn, target.id).await?;
-    let mut view = build_view(&state, &pack.slug, &channel, &target, &artifacts);
-    view["previousBuild"] = json!(previous);
+    let view = PackChannel {
+        build: build_view(&state, &pack.slug, &channel, &target, &artifacts),
+        previous_build: previous,
+        updated_at: None,
+    };
     respond::json(StatusCode::OK, &view)
 }
 

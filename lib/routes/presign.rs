@@ -2,15 +2,15 @@
 //! out a PUT that storage itself checks (length, sha256, no overwrite). Release artifacts
 //! are authorised by app tokens; pack artifacts by pack tokens or GitHub OIDC.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::openapi::doc;
 use super::packs::parse_build;
 use crate::db::Conn;
 use crate::domain::ids::{
@@ -136,7 +136,7 @@ fn too_large(size: i64, owner: &str, limit: i64) -> ApiError {
     tag = "ci",
     summary = "A presigned PUT for one artifact; the Hub derives the key.",
     request_body = PresignBody,
-    responses((status = 200, description = "Upload with `url` and exactly `uploadHeaders`.", body = doc::PresignedUpload)),
+    responses((status = 200, description = "Upload with `url` and exactly `uploadHeaders`.", body = PresignAnswer)),
     security(("appToken" = []), ("packToken" = []), ("githubOidc" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
@@ -396,23 +396,34 @@ async fn presign_recorded(state: &AppState, conn: &Conn, wanted: Upload, actor: 
             state.config.upload_url_ttl,
         )
         .await?;
-    let headers: serde_json::Map<String, serde_json::Value> = presigned
-        .headers
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect();
-    respond::json(
-        StatusCode::OK,
-        &json!({
-            "uploadId": upload.id,
-            "key": key,
-            "method": presigned.method,
-            "url": presigned.url,
-            "uploadHeaders": headers,
-            "expiresAt": presigned.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "alreadyUploaded": already_uploaded,
-        }),
-    )
+    let body = PresignAnswer {
+        upload_id: upload.id,
+        key: &key,
+        method: presigned.method,
+        url: &presigned.url,
+        upload_headers: presigned.headers.iter().cloned().collect(),
+        expires_at: presigned.expires_at,
+        already_uploaded,
+    };
+    respond::json(StatusCode::OK, &body)
+}
+
+/// `POST /api/v1/storage/presign`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PresignedUpload)]
+pub struct PresignAnswer<'a> {
+    upload_id: Uuid,
+    /// The storage key the Hub derived.
+    key: &'a str,
+    method: &'static str,
+    url: &'a str,
+    /// Send exactly these headers with the upload.
+    upload_headers: BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: time::OffsetDateTime,
+    /// The object is already stored with this sha256: skip the upload.
+    already_uploaded: bool,
 }
 
 #[cfg(test)]

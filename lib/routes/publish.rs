@@ -424,15 +424,14 @@ pub async fn post(
         )
         .await?;
     }
-    audit::record(
-        &tx,
+    audit::commit(
+        tx,
         &actor,
         "release.publish",
         &format!("{}@{}", product.slug, release.version),
         json!({"channel": channel, "artifacts": artifacts.len(), "contentDigest": digest}),
     )
     .await?;
-    tx.commit().await?;
     let stored = releases::artifacts(&conn, release.id).await?;
     respond::json(
         StatusCode::CREATED,

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::consumers::{LatestPath, LatestQuery, RolloutClient, resolve_latest};
-use super::openapi::doc;
 use super::public_cache;
 use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Slug, Version};
@@ -42,11 +41,6 @@ pub struct ReleasePath {
     pub version: Version,
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// What a channel serves for a platform: the release this client gets (staged rollouts)
 /// and its artifact (`kind`, else the primary one).
 #[utoipa::path(
@@ -56,7 +50,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
     tag = "releases",
     summary = "What a channel serves for a platform.",
     params(LatestPath, LatestQuery, ("x-atlas-client-id" = Option<String>, Header, description = "The installation id for staged rollouts (see `clientId`).", pattern = "^[\\x21-\\x7e]{1,200}$")),
-    responses((status = 200, description = "The release and its artifact.", body = doc::LatestRelease)),
+    responses((status = 200, description = "The release and its artifact.", body = LatestRelease)),
     extensions(("x-problems" = json!([304]))),
 )]
 pub async fn latest(
@@ -69,28 +63,34 @@ pub async fn latest(
     let client = RolloutClient::of(&headers, query.client_id.as_deref(), address, true)?;
     let (channel, latest, artifact, staged) =
         resolve_latest(&state, &path, &query, &client).await?;
-    /// Serialized straight from borrowed data (no intermediate `serde_json::Value`).
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Body<'a> {
-        product: &'a str,
-        channel: &'a str,
-        version: &'a str,
-        notes: &'a str,
-        published_at: String,
-        artifact: &'a LatestArtifact,
-        artifacts: &'a [LatestArtifact],
-    }
-    let body = Body {
+    let body = LatestRelease {
         product: path.product.as_str(),
         channel,
         version: &latest.version,
         notes: &latest.notes,
-        published_at: rfc3339(latest.published_at),
+        published_at: latest.published_at,
         artifact: &artifact,
         artifacts: &latest.artifacts,
     };
     respond::cached_json(&body, client.cache(&state, staged))
+}
+
+/// What a channel serves for a platform.
+// Serialized straight from borrowed data (no intermediate `serde_json::Value`): this is
+// the hottest answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestRelease<'a> {
+    product: &'a str,
+    channel: &'a str,
+    version: &'a str,
+    notes: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    published_at: time::OffsetDateTime,
+    /// The requested kind, else the platform's primary artifact.
+    artifact: &'a LatestArtifact,
+    /// Every artifact of the release for the platform, primary first.
+    artifacts: &'a [LatestArtifact],
 }
 
 /// A product's releases, newest first.
@@ -101,7 +101,7 @@ pub async fn latest(
     tag = "releases",
     summary = "Release history, newest first.",
     params(ProductPath, PageQuery),
-    responses((status = 200, description = "A page of releases.", body = doc::ReleaseList)),
+    responses((status = 200, description = "A page of releases.", body = ReleaseList)),
     extensions(("x-problems" = json!([304]))),
 )]
 pub async fn list(
@@ -113,26 +113,54 @@ pub async fn list(
     let conn = state.db.conn().await?;
     let product = products::get(&conn, path.product.as_str()).await?;
     let page = releases::page(&conn, product.id, cursor, limit).await?;
-    let next = (page.len() as i64 == limit)
+    let next_cursor = (page.len() as i64 == limit)
         .then(|| page.last().map(|(r, _)| r.id.to_string()))
         .flatten();
-    let items: Vec<_> = page
+    let releases = page
         .iter()
-        .map(|(r, count)| {
-            json!({
-                "version": r.version, "notes": r.notes, "publishedAt": rfc3339(r.published_at),
-                "yanked": r.yanked_at.is_some(), "artifactCount": count,
-            })
+        .map(|(r, count)| ReleaseSummary {
+            version: &r.version,
+            notes: &r.notes,
+            published_at: r.published_at,
+            yanked: r.yanked_at.is_some(),
+            artifact_count: *count,
         })
         .collect();
-    respond::cached_json(
-        &json!({
-            "product": product.slug,
-            "updaterPublicKey": product.updater_public_key.as_deref().map(signature::tauri_pubkey),
-            "releases": items, "nextCursor": next,
-        }),
-        public_cache(&state),
-    )
+    let body = ReleaseList {
+        product: &product.slug,
+        updater_public_key: product
+            .updater_public_key
+            .as_deref()
+            .map(signature::tauri_pubkey),
+        releases,
+        next_cursor,
+    };
+    respond::cached_json(&body, public_cache(&state))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseList<'a> {
+    product: &'a str,
+    /// The key the product's updater signatures are made with, as Tauri's `pubkey`
+    /// setting takes it (base64 of the minisign `.pub` file); `null` when none is set.
+    /// `atlas-hub release publish` checks each `.sig` against it before uploading.
+    updater_public_key: Option<String>,
+    releases: Vec<ReleaseSummary<'a>>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// A release in the history.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSummary<'a> {
+    version: &'a str,
+    notes: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    published_at: time::OffsetDateTime,
+    yanked: bool,
+    artifact_count: i64,
 }
 
 /// One release with every artifact and its yank state.

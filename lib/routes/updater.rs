@@ -8,11 +8,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use super::consumers::RolloutClient;
-use super::openapi::doc;
 use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind_field};
 use crate::domain::lookup::{self, Latest, LatestArtifact};
 use crate::domain::rollout;
@@ -24,7 +22,6 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = UpdaterResponse)]
 pub struct Update<'a> {
-    /// The version offered.
     version: &'a str,
     /// Release notes; absent when the release has none (as the client libraries model it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,7 +224,7 @@ pub async fn dynamic(
     tag = "updater",
     summary = "Tauri static manifest of a channel (`{target}` is the channel name). Every entry carries `format`; kinds without one (`deb`, `rpm`) are listed only with `bundleType` naming them. During a staged rollout, a client without a client id gets the previous release.",
     params(ManifestPath, ManifestQuery, ("x-atlas-client-id" = Option<String>, Header, description = "The installation id for staged rollouts (see `clientId`).", pattern = "^[\\x21-\\x7e]{1,200}$")),
-    responses((status = 200, description = "The manifest.", body = doc::UpdaterManifest)),
+    responses((status = 200, description = "The manifest.", body = UpdaterManifest)),
     extensions(("x-problems" = json!([304]))),
 )]
 pub async fn manifest(
@@ -261,19 +258,17 @@ pub async fn manifest(
     };
 
     let hub = &state.config.hub_url;
-    let mut platforms: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut platforms = BTreeMap::new();
     for (os, arch, kind, download_id, signature, _) in &release.artifacts {
         let format = update_format(kind);
         if format.is_none() && bundle.as_deref() != Some(kind.as_str()) {
             continue;
         }
-        let mut entry = json!({
-            "signature": signature,
-            "url": format!("{hub}/api/v1/download/{download_id}"),
-        });
-        if let Some(f) = format {
-            entry["format"] = json!(f);
-        }
+        let entry = ManifestEntry {
+            signature,
+            url: format!("{hub}/api/v1/download/{download_id}"),
+            format,
+        };
         // Primary first per platform: the first listed entry is the platform's own key.
         let mut keys = vec![format!("{os}-{arch}-{kind}"), format!("{os}-{arch}")];
         if os == "darwin" {
@@ -294,15 +289,41 @@ pub async fn manifest(
             }
         )));
     }
-    let mut body = json!({
-        "version": release.version,
-        "pub_date": release.published_at.format(&Rfc3339).unwrap_or_default(),
-        "platforms": platforms,
-    });
-    if let Some(n) = notes(&release.notes) {
-        body["notes"] = json!(n);
-    }
+    let body = UpdaterManifest {
+        version: &release.version,
+        notes: notes(&release.notes),
+        pub_date: release.published_at,
+        platforms,
+    };
     respond::cached_json(&body, client.cache(&state, staged))
+}
+
+/// Tauri's static manifest.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UpdaterManifest<'a> {
+    version: &'a str,
+    /// Absent when the release has no notes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<&'a str>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub_date: time::OffsetDateTime,
+    /// Keyed `{os}-{arch}` (the platform's primary artifact among those listed) and
+    /// `{os}-{arch}-{bundle}`; `darwin-…` entries also as `macos-…`.
+    platforms: BTreeMap<String, ManifestEntry<'a>>,
+}
+
+/// One platform of the static manifest.
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+pub struct ManifestEntry<'a> {
+    /// The `.sig` file content.
+    signature: &'a str,
+    /// Hub download URL.
+    url: String,
+    /// cargo-packager-updater's format (`appimage`, `nsis`, `wix`, `app`); absent only
+    /// for kinds listed because `bundleType` asked for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(appimage|nsis|wix|app)$")]
+    format: Option<&'static str>,
 }
 
 #[cfg(test)]

@@ -133,7 +133,6 @@ pub struct UploadSpec<'a> {
 pub enum Storage {
     /// Any S3-compatible API.
     S3(s3::S3Storage),
-    /// Vercel Blob.
     Blob(blob::BlobStorage),
 }
 
@@ -147,9 +146,7 @@ pub enum StorageError {
     Refused {
         /// HTTP status of the problem.
         status: StatusCode,
-        /// Stable machine code.
         code: Code,
-        /// What to change.
         detail: String,
     },
 }

@@ -173,14 +173,12 @@ fn encode(s: &str, slash_too: bool) -> String {
     out
 }
 
-/// HMAC-SHA256.
 pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
 
-/// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
