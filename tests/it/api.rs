@@ -1,7 +1,5 @@
 //! Client-side steps of the release flow, as CI and operators perform them.
 
-#![allow(dead_code)]
-
 use serde_json::{Value, json};
 
 use crate::support::{TestHub, client, curl, sha256_hex, temp_file};
@@ -74,7 +72,7 @@ pub async fn send(
     }
 }
 
-/// Sends a JSON request with a bearer token; returns (status, body or null).
+/// [`send`] to a path of `hub` with a bearer token; returns (status, body or null).
 pub async fn call(
     hub: &TestHub,
     method: &str,
@@ -82,17 +80,13 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut r = client().request(method.parse().unwrap(), hub.at(path));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    let reply = send(method, hub.at(path), &headers, body).await;
+    (reply.status, reply.body)
 }
 
 /// A product with `requiredPlatforms`.

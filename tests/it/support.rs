@@ -2,8 +2,6 @@
 //! migrated database and bucket per test, and the real `atlas-hub serve` binary as a child
 //! process reached over HTTP.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,195 @@
+//! Reads: ETags and 304s, short-lived download redirects, history pages, bad input.
+
+use super::*;
+
+#[tokio::test]
+async fn reads_are_cacheable_with_etags_and_answer_304() {
+    let (hub, _, app) = setup(&[]).await;
+    let a = [Artifact::new("darwin", "aarch64", "app", "m")];
+    assert_eq!(
+        publish(&hub, &app, "launcher", "1.0.0", Some("stable"), &a)
+            .await
+            .0,
+        201
+    );
+    for path in [
+        "/api/v1/releases/launcher/latest/macos/arm64",
+        "/api/v1/releases/launcher",
+        "/api/v1/releases/launcher/1.0.0",
+        "/api/v1/releases/launcher/channels",
+    ] {
+        let r = client().get(hub.at(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let cc = r.headers()["cache-control"].to_str().unwrap().to_owned();
+        assert!(
+            cc.contains("s-maxage=") && cc.contains("public"),
+            "{path}: {cc}"
+        );
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"'), "{path}: strong etag");
+        let again = client()
+            .get(hub.at(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    }
+}
+
+#[tokio::test]
+async fn download_redirects_are_short_lived_never_cached_and_counted() {
+    let (hub, _, app) = setup(&[]).await;
+    let a = [Artifact::new("linux", "x86_64", "appimage", "dl")];
+    let (_, release) = publish(&hub, &app, "launcher", "1.0.0", Some("stable"), &a).await;
+    let url = release["artifacts"][0]["downloadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with(&hub.url), "{url}");
+    for method in ["GET", "HEAD"] {
+        let r = client()
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "{method}");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let location = r.headers()["location"].to_str().unwrap();
+        assert!(location.contains("X-Amz-Expires=300"), "{location}");
+        assert!(
+            location.contains("response-content-disposition=attachment"),
+            "{location}"
+        );
+        assert!(r.bytes().await.unwrap().is_empty(), "the Hub proxied bytes");
+    }
+    let mut counted = 0;
+    for _ in 0..50 {
+        counted = count_rows(&hub, "download_counts", "count >= 1").await;
+        if counted > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(counted, 1, "the GET was not counted");
+    let r = client()
+        .get(hub.at("/api/v1/download/dl_unknown"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn history_is_paginated_newest_first() {
+    let (hub, _, app) = setup(&[]).await;
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        let a = [Artifact::new("linux", "x86_64", "appimage", v)];
+        assert_eq!(publish(&hub, &app, "launcher", v, None, &a).await.0, 201);
+    }
+    let (_, page1) = call(&hub, "GET", "/api/v1/releases/launcher?limit=2", None, None).await;
+    let versions: Vec<_> = page1["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].clone())
+        .collect();
+    assert_eq!(versions, vec![json!("1.2.0"), json!("1.1.0")]);
+    let cursor = page1["nextCursor"].as_str().unwrap();
+    let (_, page2) = call(
+        &hub,
+        "GET",
+        &format!("/api/v1/releases/launcher?limit=2&cursor={cursor}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page2["releases"][0]["version"], "1.0.0");
+    assert!(page2["nextCursor"].is_null());
+    let (s, b) = call(
+        &hub,
+        "GET",
+        "/api/v1/releases/launcher?limit=1000",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_input")));
+}
+
+#[tokio::test]
+async fn bad_input_answers_problems_not_500s() {
+    let (hub, admin, app) = setup(&[]).await;
+    let cases = [
+        (
+            "GET",
+            "/api/v1/releases/launcher/latest/freebsd/x86_64",
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/releases/Launcher/latest/linux/x86_64",
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/releases/nope/latest/linux/x86_64",
+            None,
+            404,
+        ),
+        ("GET", "/api/v1/releases/launcher/not-semver", None, 400),
+        (
+            "POST",
+            "/api/v1/storage/presign",
+            Some(json!({"product": "launcher"})),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/releases/launcher/publish",
+            Some(json!({"version": "x", "artifacts": []})),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/admin/products",
+            Some(json!({"slug": "Bad Slug"})),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/admin/products",
+            Some(json!({"slug": "launcher"})),
+            409,
+        ),
+        (
+            "POST",
+            "/api/v1/admin/tokens",
+            Some(json!({"name": "x", "kind": "app"})),
+            400,
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let token = if path.contains("/admin/") {
+            &admin
+        } else {
+            &app
+        };
+        let (s, b) = call(&hub, method, path, Some(token), body).await;
+        assert_eq!(s, expected, "{method} {path}: {b}");
+        assert!(b["code"].is_string() && b["requestId"].is_string(), "{b}");
+    }
+    let r = client()
+        .post(hub.at("/api/v1/releases/launcher/publish"))
+        .bearer_auth(&app)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
