@@ -1,8 +1,7 @@
 //! What the local command starts when nothing is configured: a private PostgreSQL from the
-//! OS's binaries and an S3-compatible store (s3s-fs) on loopback. Tests reuse both, and a
-//! Vercel Blob-compatible store (`blob`).
+//! OS's binaries and an S3-compatible store (s3s-fs) on loopback. Tests and the benchmark
+//! reuse both, and PgBouncer.
 
-pub mod blob;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod s3;

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::blob_store::{LocalBlob, READ_WRITE_TOKEN};
 use atlas_hub::config::{BlobConfig, Secret, StorageConfig};
-use atlas_hub::dev::blob::{LocalBlob, READ_WRITE_TOKEN};
 use atlas_hub::storage::blob::{self as hub_blob, ClientTokenError, ClientTokenPayload};
 use atlas_hub::storage::{Storage, UploadSpec};
 use base64::Engine;

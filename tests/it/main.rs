@@ -2,6 +2,7 @@
 //! One module per area, laid out like the routes.
 
 mod api;
+mod blob_store;
 mod integrity;
 mod support;
 mod tools;

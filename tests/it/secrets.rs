@@ -5,7 +5,7 @@
 //! `RUST_LOG=trace`, and no token, pepper, OIDC token, storage secret, database password or
 //! presigned signature may appear in what the Hub or the CLI printed.
 
-use atlas_hub::dev::blob::READ_WRITE_TOKEN;
+use crate::blob_store::READ_WRITE_TOKEN;
 use serde_json::json;
 
 use crate::api::*;

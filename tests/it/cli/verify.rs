@@ -274,9 +274,9 @@ async fn publish_and_verify_work_the_same_against_a_vercel_blob_hub() {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let store = atlas_hub::dev::blob::LocalBlob::start(
+            let store = crate::blob_store::LocalBlob::start(
                 &root_dir,
-                atlas_hub::dev::blob::READ_WRITE_TOKEN,
+                crate::blob_store::READ_WRITE_TOKEN,
                 0,
             )
             .await
@@ -289,10 +289,7 @@ async fn publish_and_verify_work_the_same_against_a_vercel_blob_hub() {
     let hub = TestHub::start_with(HubOptions {
         env: [
             ("ATLAS_STORAGE", "vercel-blob"),
-            (
-                "BLOB_READ_WRITE_TOKEN",
-                atlas_hub::dev::blob::READ_WRITE_TOKEN,
-            ),
+            ("BLOB_READ_WRITE_TOKEN", crate::blob_store::READ_WRITE_TOKEN),
             ("VERCEL_BLOB_API_URL", api_url.as_str()),
             ("ATLAS_BLOB_PUBLIC_URL", public_url.as_str()),
         ]

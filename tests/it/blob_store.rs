@@ -1,4 +1,4 @@
-//! A local Vercel Blob-compatible store on loopback, for tests and local work: the Blob API's
+//! A local Vercel Blob-compatible store on loopback, the tests' stand-in for Vercel Blob: the Blob API's
 //! upload (`PUT {api}?pathname=…`, also `{api}/?pathname=…` as the JS SDK sends it), metadata lookup (`GET {api}?url=…`) and listing
 //! (`GET {api}?limit=…`), plus public blob URLs (`GET {public}/{pathname}`), with data in a
 //! folder.
@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::storage::blob::{
+use atlas_hub::storage::blob::{
     self, CLIENT_TOKEN_PREFIX, ClientTokenError, ClientTokenPayload, MAX_PATHNAME_LEN,
     encode_pathname,
 };
