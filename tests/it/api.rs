@@ -1,8 +1,9 @@
 //! Client-side steps of the release flow, as CI and operators perform them.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TestHub, client, curl, sha256_hex, temp_file};
+use crate::support::{Function, TestHub, client, curl, sha256_hex, temp_file};
 
 /// Creates an admin token with the CLI against the Hub's database.
 pub fn admin_token(hub: &TestHub) -> String {
@@ -47,46 +48,99 @@ impl Reply {
     }
 }
 
-/// Sends `method url` with `headers` and, if given, a JSON body.
-pub async fn send(
-    method: &str,
-    url: String,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> Reply {
-    let mut r = client().request(method.parse().unwrap(), url);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.json().await.unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
+impl Reply {
+    /// (status, body), for the tests that only look at those.
+    pub fn parts(self) -> (u16, Value) {
+        (self.status, self.body)
     }
 }
 
-/// [`send`] to a path of `hub` with a bearer token; returns (status, body or null).
-pub async fn call(
-    hub: &TestHub,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = bearer
-        .iter()
-        .map(|b| ("authorization", b.as_str()))
-        .collect();
-    let reply = send(method, hub.at(path), &headers, body).await;
-    (reply.status, reply.body)
+/// The tests' one HTTP client for the Hub's API: a base URL, the headers every request of
+/// it sends (a bearer token, a forwarded address), and one method per HTTP verb, each
+/// answered as a [`Reply`]. `hub.api().bearer(&admin).post(path, body)`.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Api {
+    /// Requests to `base` followed by each request's path (`""` when `base` is the whole URL).
+    pub fn new(base: impl Into<String>) -> Self {
+        Api {
+            base: base.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// `Authorization: Bearer <token>` on every request.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn headers(self, headers: &[(&str, &str)]) -> Self {
+        headers.iter().fold(self, |api, (k, v)| api.header(k, v))
+    }
+
+    pub async fn get(self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn delete(self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    pub async fn post(self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(self, path: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    /// `method` to the path with a JSON body when given; the body of the answer parsed as
+    /// JSON (null when it is empty or not JSON).
+    pub async fn send(self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut r = client().request(method, format!("{}{path}", self.base));
+        for (k, v) in &self.headers {
+            r = r.header(k, v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl TestHub {
+    /// A client of this Hub's API.
+    pub fn api(&self) -> Api {
+        Api::new(&self.url)
+    }
+}
+
+impl Function {
+    /// A client of this function's API.
+    pub fn api(&self) -> Api {
+        Api::new(&self.url)
+    }
 }
 
 /// A product with `requiredPlatforms`.
@@ -95,14 +149,12 @@ pub async fn create_product(hub: &TestHub, admin: &str, slug: &str, extra: Value
     if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
         b.extend(e);
     }
-    let (status, product) = call(
-        hub,
-        "POST",
-        "/api/v1/admin/products",
-        Some(admin),
-        Some(body),
-    )
-    .await;
+    let (status, product) = hub
+        .api()
+        .bearer(admin)
+        .post("/api/v1/admin/products", body)
+        .await
+        .parts();
     assert_eq!(status, 201, "{product}");
     product
 }
@@ -119,8 +171,12 @@ pub async fn app_token(
     if !channels.is_empty() {
         body["channels"] = json!(channels);
     }
-    let (status, created) =
-        call(hub, "POST", "/api/v1/admin/tokens", Some(admin), Some(body)).await;
+    let (status, created) = hub
+        .api()
+        .bearer(admin)
+        .post("/api/v1/admin/tokens", body)
+        .await
+        .parts();
     assert_eq!(status, 201, "{created}");
     created["token"].as_str().unwrap().to_owned()
 }
@@ -164,18 +220,18 @@ pub async fn presign(
     version: &str,
     a: &Artifact,
 ) -> (u16, Value) {
-    call(
-        hub,
-        "POST",
-        "/api/v1/storage/presign",
-        Some(token),
-        Some(json!({
-            "product": product, "version": version, "os": a.os, "arch": a.arch, "kind": a.kind,
-            "filename": a.filename, "size": a.bytes.len(), "sha256": a.sha256(),
-            "contentType": "application/octet-stream",
-        })),
-    )
-    .await
+    hub.api()
+        .bearer(token)
+        .post(
+            "/api/v1/storage/presign",
+            json!({
+                "product": product, "version": version, "os": a.os, "arch": a.arch, "kind": a.kind,
+                "filename": a.filename, "size": a.bytes.len(), "sha256": a.sha256(),
+                "contentType": "application/octet-stream",
+            }),
+        )
+        .await
+        .parts()
 }
 
 /// Uploads `bytes` with curl to the presigned URL with exactly the returned headers;
@@ -256,14 +312,11 @@ pub async fn publish(
     if let Some(c) = channel {
         body["channel"] = json!(c);
     }
-    call(
-        hub,
-        "POST",
-        &format!("/api/v1/releases/{product}/publish"),
-        Some(token),
-        Some(body),
-    )
-    .await
+    hub.api()
+        .bearer(token)
+        .post(&format!("/api/v1/releases/{product}/publish"), body)
+        .await
+        .parts()
 }
 
 /// Moves a channel.
@@ -274,14 +327,14 @@ pub async fn move_channel(
     channel: &str,
     body: Value,
 ) -> (u16, Value) {
-    call(
-        hub,
-        "PUT",
-        &format!("/api/v1/releases/{product}/channels/{channel}"),
-        Some(token),
-        Some(body),
-    )
-    .await
+    hub.api()
+        .bearer(token)
+        .put(
+            &format!("/api/v1/releases/{product}/channels/{channel}"),
+            body,
+        )
+        .await
+        .parts()
 }
 
 /// The version `channel` serves for a platform, or None on 404.
@@ -292,14 +345,13 @@ pub async fn latest_version(
     os: &str,
     arch: &str,
 ) -> Option<String> {
-    let (status, body) = call(
-        hub,
-        "GET",
-        &format!("/api/v1/releases/{product}/latest/{os}/{arch}?channel={channel}"),
-        None,
-        None,
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .get(&format!(
+            "/api/v1/releases/{product}/latest/{os}/{arch}?channel={channel}"
+        ))
+        .await
+        .parts();
     match status {
         200 => Some(body["version"].as_str().unwrap().to_owned()),
         404 => None,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::api::{
-    ALL_SCOPES, Artifact, admin_token, app_token, call, count_rows, create_product, curl_upload,
+    ALL_SCOPES, Artifact, admin_token, app_token, count_rows, create_product, curl_upload,
     curl_upload_with, latest_version, presign,
 };
 use crate::support::{HubOptions, TestHub, client, sha256_hex, unique_name, work_dir};
@@ -123,18 +123,16 @@ async fn publish_one(
     p: &Value,
     a: &Artifact,
 ) -> (u16, Value) {
-    call(
-        hub,
-        "POST",
-        &format!("/api/v1/releases/{product}/publish"),
-        Some(token),
-        Some(
+    hub.api()
+        .bearer(token)
+        .post(
+            &format!("/api/v1/releases/{product}/publish"),
             json!({"version": "1.0.0", "channel": "stable", "artifacts": [{
             "uploadId": p["uploadId"], "os": a.os, "arch": a.arch, "kind": a.kind,
             "size": a.bytes.len(), "sha256": a.sha256()}]}),
-        ),
-    )
-    .await
+        )
+        .await
+        .parts()
 }
 
 #[tokio::test]
@@ -212,14 +210,11 @@ async fn releases_publish_and_download_through_vercel_blob() {
     );
 
     // Downloads redirect to the blob URL, which serves the bytes as an attachment.
-    let (_, latest) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher/latest/linux/x86_64",
-        None,
-        None,
-    )
-    .await;
+    let (_, latest) = hub
+        .api()
+        .get("/api/v1/releases/launcher/latest/linux/x86_64")
+        .await
+        .parts();
     let expected = format!("{}?download=1", blob_url(&store, &key));
     for path in [
         latest["artifact"]["downloadUrl"]
@@ -241,7 +236,7 @@ async fn releases_publish_and_download_through_vercel_blob() {
     );
     assert_eq!(resp.bytes().await.unwrap().as_ref(), a.bytes.as_slice());
 
-    let (status, health) = call(&hub, "GET", "/api/health?deep=1", None, None).await;
+    let (status, health) = hub.api().get("/api/health?deep=1").await.parts();
     assert_eq!((status, &health["checks"]["storage"]), (200, &json!("ok")));
 }
 
@@ -415,7 +410,7 @@ async fn blob_api_failures_answer_coded_problems() {
         (503, Some("storage_unavailable")),
         "{problem}"
     );
-    let (status, health) = call(&hub, "GET", "/api/health?deep=1", None, None).await;
+    let (status, health) = hub.api().get("/api/health?deep=1").await.parts();
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["checks"]["storage"], "error: storage_unavailable");
     assert!(hub.log().contains("store_not_found"), "the cause is logged");

@@ -109,7 +109,11 @@ async fn the_updater_offers_newer_signed_releases_for_every_platform_and_bundle(
             .0,
         201
     );
-    let (_, detail) = call(&hub, "GET", "/api/v1/releases/launcher/1.1.0", None, None).await;
+    let (_, detail) = hub
+        .api()
+        .get("/api/v1/releases/launcher/1.1.0")
+        .await
+        .parts();
     let url_of = |os: &str, arch: &str, kind: &str| {
         detail["artifacts"]
             .as_array()
@@ -235,15 +239,16 @@ async fn prereleases_compare_by_semver_and_yanked_or_unsigned_releases_are_never
         200
     );
     assert_eq!(
-        call(
-            &hub,
-            "POST",
-            "/api/v1/releases/launcher/2.0.0-beta.2/yank",
-            Some(&app),
-            None
-        )
-        .await
-        .0,
+        hub.api()
+            .bearer(&app)
+            .send(
+                http::Method::POST,
+                "/api/v1/releases/launcher/2.0.0-beta.2/yank",
+                None
+            )
+            .await
+            .parts()
+            .0,
         200
     );
     let (_, body, _) = updater(&hub, &path("1.0.0"), None).await;
@@ -454,14 +459,11 @@ async fn the_static_manifest_lists_every_signed_platform_and_bundle() {
         m["platforms"]["macos-aarch64"],
         m["platforms"]["darwin-aarch64"]
     );
-    let (_, with_deb) = call(
-        &hub,
-        "GET",
-        "/api/v1/updater/launcher/stable/latest.json?bundleType=deb",
-        None,
-        None,
-    )
-    .await;
+    let (_, with_deb) = hub
+        .api()
+        .get("/api/v1/updater/launcher/stable/latest.json?bundleType=deb")
+        .await
+        .parts();
     assert!(
         with_deb["platforms"]["linux-x86_64-deb"]["url"].is_string(),
         "{with_deb}"
@@ -481,14 +483,11 @@ async fn the_static_manifest_lists_every_signed_platform_and_bundle() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
-    let (status, _) = call(
-        &hub,
-        "GET",
-        "/api/v1/updater/launcher/beta/latest.json",
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = hub
+        .api()
+        .get("/api/v1/updater/launcher/beta/latest.json")
+        .await
+        .parts();
     assert_eq!(status, 404);
 }
 

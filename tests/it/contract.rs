@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::api::{ALL_SCOPES, Artifact, admin_token, app_token, call, create_product, publish};
+use crate::api::{ALL_SCOPES, Artifact, admin_token, app_token, create_product, publish};
 use crate::support::{TestHub, client, root};
 
 /// Seconds of fuzzing per pass (two passes: admin routes, then everything else).
@@ -128,14 +128,15 @@ async fn the_hub_keeps_its_openapi_contract_under_schemathesis() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "maps", "name": "Maps"})),
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "maps", "name": "Maps"}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{body}");
 
     fuzz(&exe, &hub, &admin, &["--include-tag", "admin"], "admin");
@@ -148,14 +149,11 @@ async fn the_hub_keeps_its_openapi_contract_under_schemathesis() {
     );
 
     // Nothing the fuzzer sent broke the data: the seeded release still serves.
-    let (status, body) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher/latest/linux/x86_64",
-        None,
-        None,
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .get("/api/v1/releases/launcher/latest/linux/x86_64")
+        .await
+        .parts();
     assert_eq!(status, 200, "{body}");
     assert!(
         !hub.log().contains("\"status\":500"),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::api::{
-    ALL_SCOPES, Artifact, admin_token, app_token, call, count_rows, create_product, curl_upload,
-    latest_version, move_channel, presign, publish, send, upload_all,
+    ALL_SCOPES, Artifact, admin_token, app_token, count_rows, create_product, curl_upload,
+    latest_version, move_channel, presign, publish, upload_all,
 };
 use crate::support::{TestHub, connect};
 
@@ -63,14 +63,15 @@ async fn a_promote_racing_a_yank_has_exactly_one_winner() {
             move_channel(&h1, &t1, "launcher", "dev", json!({"version": "1.1.0"})).await
         });
         let yank = tokio::spawn(async move {
-            call(
-                &h2,
-                "POST",
-                "/api/v1/releases/launcher/1.1.0/yank",
-                Some(&t2),
-                None,
-            )
-            .await
+            h2.api()
+                .bearer(&t2)
+                .send(
+                    http::Method::POST,
+                    "/api/v1/releases/launcher/1.1.0/yank",
+                    None,
+                )
+                .await
+                .parts()
         });
         let ((ps, pb), (ys, yb)) = (promote.await.unwrap(), yank.await.unwrap());
         match (ps, ys) {
@@ -84,14 +85,16 @@ async fn a_promote_racing_a_yank_has_exactly_one_winner() {
             (409, 200) => {
                 assert_eq!(pb["code"], "release_yanked", "round {round}: {pb}");
                 yanked += 1;
-                let (s, b) = call(
-                    &hub,
-                    "POST",
-                    "/api/v1/releases/launcher/1.1.0/unyank",
-                    Some(&app),
-                    None,
-                )
-                .await;
+                let (s, b) = hub
+                    .api()
+                    .bearer(&app)
+                    .send(
+                        http::Method::POST,
+                        "/api/v1/releases/launcher/1.1.0/unyank",
+                        None,
+                    )
+                    .await
+                    .parts();
                 assert_eq!(s, 200, "{b}");
             }
             other => panic!("round {round}: promote and yank answered {other:?}: {pb} {yb}"),
@@ -113,14 +116,16 @@ async fn the_database_refuses_a_channel_on_a_yanked_release_whoever_writes_it() 
         let (s, b) = publish(&hub, &app, "launcher", version, channel, &linux(version)).await;
         assert_eq!(s, 201, "{b}");
     }
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/2.0.0/yank",
-        Some(&app),
-        None,
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .send(
+            http::Method::POST,
+            "/api/v1/releases/launcher/2.0.0/yank",
+            None,
+        )
+        .await
+        .parts();
     assert_eq!(s, 200, "{b}");
     let db = connect(&hub.database_url).await;
     let id = |v: &'static str| {
@@ -152,14 +157,16 @@ async fn the_database_refuses_a_channel_on_a_yanked_release_whoever_writes_it() 
 
     // A staged rollout would serve the previous release to the clients outside it: not a
     // yanked one. Stable is on 1.1.0 with 1.0.0 before it; 1.0.0 can be yanked at 100%...
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/1.0.0/yank",
-        Some(&app),
-        None,
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .send(
+            http::Method::POST,
+            "/api/v1/releases/launcher/1.0.0/yank",
+            None,
+        )
+        .await
+        .parts();
     assert_eq!(s, 200, "{b}");
     // ...and then stable cannot go to 50% on 1.1.0.
     let (s, b) = move_channel(
@@ -280,17 +287,16 @@ async fn an_identical_republish_naming_a_channel_moves_it_or_fails_loudly() {
     );
     // Stable serves 1.1.0 to everyone; a re-run asking for 50% is not what holds.
     let entries = upload_all(&hub, &app, "launcher", "1.1.0", &files("1.1.0")).await;
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .post(
+            "/api/v1/releases/launcher/publish",
             json!({"version": "1.1.0", "notes": "release notes", "channel": "stable",
                     "rolloutPercent": 50, "artifacts": entries}),
-        ),
-    )
-    .await;
+        )
+        .await
+        .parts();
     assert_eq!((s, b["code"].as_str()), (409, Some("channel_moved")), "{b}");
 
     // The CLI turns the refusal into a non-zero exit.
@@ -324,23 +330,25 @@ async fn lowering_max_artifact_size_refuses_a_publish_presigned_before() {
     let (hub, admin, app) = launcher(&[]).await;
     let a = linux("a big one");
     let entries = upload_all(&hub, &app, "launcher", "1.0.0", &a).await;
-    let (s, b) = call(
-        &hub,
-        "PATCH",
-        "/api/v1/admin/products/launcher",
-        Some(&admin),
-        Some(json!({"maxArtifactSize": 100})),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&admin)
+        .patch(
+            "/api/v1/admin/products/launcher",
+            json!({"maxArtifactSize": 100}),
+        )
+        .await
+        .parts();
     assert_eq!(s, 200, "{b}");
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(json!({"version": "1.0.0", "artifacts": entries})),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .post(
+            "/api/v1/releases/launcher/publish",
+            json!({"version": "1.0.0", "artifacts": entries}),
+        )
+        .await
+        .parts();
     assert_eq!(
         (s, b["code"].as_str()),
         (413, Some("artifact_too_large")),
@@ -361,17 +369,16 @@ async fn a_presign_that_was_never_uploaded_locks_no_key_and_old_rows_are_pruned(
     let (s, squat) = presign(&hub, &squatter, "launcher", "2.0.0", &fake).await;
     assert_eq!(s, 200, "{squat}");
     // The same sha256 with another size (only a made-up declaration can differ so).
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/storage/presign",
-        Some(&squatter),
-        Some(
+    let (s, b) = hub
+        .api()
+        .bearer(&squatter)
+        .post(
+            "/api/v1/storage/presign",
             json!({"product": "launcher", "version": "2.0.0", "os": "linux", "arch": "x86_64",
             "kind": "appimage", "filename": real.filename, "size": 7, "sha256": real.sha256()}),
-        ),
-    )
-    .await;
+        )
+        .await
+        .parts();
     assert_eq!(s, 200, "{b}");
 
     // The real pipeline presigns, uploads and publishes, on every retry.
@@ -426,19 +433,26 @@ async fn a_presign_that_was_never_uploaded_locks_no_key_and_old_rows_are_pruned(
 #[tokio::test]
 async fn input_that_would_be_ignored_is_refused_naming_the_field() {
     let (hub, admin, app) = launcher(&[]).await;
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "maps", "name": "Maps"})),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "maps", "name": "Maps"}),
+        )
+        .await
+        .parts();
     assert_eq!(s, 201, "{b}");
     let token = |body: Value| {
         let hub = &hub;
         let admin = &admin;
-        async move { call(hub, "POST", "/api/v1/admin/tokens", Some(admin), Some(body)).await }
+        async move {
+            hub.api()
+                .bearer(admin)
+                .post("/api/v1/admin/tokens", body)
+                .await
+                .parts()
+        }
     };
     for (body, field) in [
         (
@@ -503,27 +517,18 @@ async fn input_that_would_be_ignored_is_refused_naming_the_field() {
             "rolloutPercent",
         ),
     ] {
-        let (s, b) = call(
-            &hub,
-            "POST",
-            "/api/v1/releases/launcher/publish",
-            Some(&app),
-            Some(body),
-        )
-        .await;
+        let (s, b) = hub
+            .api()
+            .bearer(&app)
+            .post("/api/v1/releases/launcher/publish", body)
+            .await
+            .parts();
         assert_eq!((s, b["code"].as_str()), (400, Some("invalid_input")), "{b}");
         assert!(b["detail"].as_str().unwrap().contains(field), "{b}");
     }
     // Presign: `build` belongs to packs.
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/storage/presign",
-        Some(&app),
-        Some(json!({"product": "launcher", "version": "1.0.0", "os": "linux", "arch": "x86_64",
-            "kind": "appimage", "build": "b1", "filename": "x", "size": 1, "sha256": "0".repeat(64)})),
-    )
-    .await;
+    let (s, b) = hub.api().bearer(&app).post("/api/v1/storage/presign", json!({"product": "launcher", "version": "1.0.0", "os": "linux", "arch": "x86_64",
+            "kind": "appimage", "build": "b1", "filename": "x", "size": 1, "sha256": "0".repeat(64)})).await.parts();
     assert_eq!((s, b["code"].as_str()), (400, Some("invalid_input")), "{b}");
     assert!(b["detail"].as_str().unwrap().contains("build"), "{b}");
     assert_eq!(count_rows(&hub, "releases", "true").await, 0);
@@ -564,7 +569,7 @@ async fn input_that_would_be_ignored_is_refused_naming_the_field() {
         ),
         ("/api/health?deep=1&deep=0", "deep"),
     ] {
-        let r = send("GET", hub.at(path), &[], None).await;
+        let r = hub.api().get(path).await;
         assert_eq!(
             (r.status, r.code()),
             (400, Some("invalid_input")),
@@ -582,14 +587,15 @@ async fn input_that_would_be_ignored_is_refused_naming_the_field() {
 #[tokio::test]
 async fn requests_without_credentials_learn_nothing_but_that() {
     let (hub, admin, _) = launcher(&[]).await;
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "maps", "name": "Maps"})),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "maps", "name": "Maps"}),
+        )
+        .await
+        .parts();
     assert_eq!(s, 201, "{b}");
     let raw = |method: &'static str, path: &'static str, body: &'static str| {
         let hub = &hub;
@@ -637,6 +643,6 @@ async fn requests_without_credentials_learn_nothing_but_that() {
         );
     }
     // And a problem's type is a URI the deployment controls: about:blank (RFC 9457).
-    let r = send("GET", hub.at("/api/v1/releases/nope"), &[], None).await;
+    let r = hub.api().get("/api/v1/releases/nope").await;
     assert_eq!(r.body["type"], "about:blank", "{}", r.body);
 }

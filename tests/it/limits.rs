@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::api::{ALL_SCOPES, Artifact, Reply, admin_token, app_token, create_product, send};
+use crate::api::{ALL_SCOPES, Api, Artifact, Reply, admin_token, app_token, create_product};
 use crate::support::{Function, HubOptions, TestHub};
 
 fn bearer(token: &str) -> String {
@@ -64,7 +64,12 @@ async fn presign_and_publish_limits_are_per_token_and_shared_by_every_instance()
         let url = presigners[i % 2].at("/api/v1/storage/presign");
         let auth = bearer(token);
         let body = presign_body(version);
-        async move { send("POST", url, &[("authorization", &auth)], Some(body)).await }
+        async move {
+            Api::new(url)
+                .headers(&[("authorization", &auth)])
+                .post("", body)
+                .await
+        }
     };
     // The burst: four presigns, alternating instances, then the fifth is refused.
     for i in 0..4 {
@@ -90,7 +95,12 @@ async fn presign_and_publish_limits_are_per_token_and_shared_by_every_instance()
             "uploadId": "00000000-0000-4000-8000-000000000000",
             "os": "linux", "arch": "x86_64", "kind": "appimage",
             "size": 3, "sha256": "00".repeat(32)}]});
-        async move { send("POST", url, &[("authorization", &auth)], Some(body)).await }
+        async move {
+            Api::new(url)
+                .headers(&[("authorization", &auth)])
+                .post("", body)
+                .await
+        }
     };
     for i in 0..2 {
         let a = publish(i, &ci).await;
@@ -120,12 +130,9 @@ async fn a_refused_request_is_not_counted_and_the_bucket_refills_after_retry_aft
     let auth = bearer(&ci);
     let headers = [("authorization", auth.as_str())];
     let presign = |v: &str| {
-        send(
-            "POST",
-            hub.at("/api/v1/storage/presign"),
-            &headers,
-            Some(presign_body(v)),
-        )
+        hub.api()
+            .headers(&headers)
+            .post("/api/v1/storage/presign", presign_body(v))
     };
     assert_eq!(presign("1.0.0").await.status, 200);
     assert_eq!(presign("1.0.1").await.status, 200);
@@ -142,14 +149,12 @@ async fn a_refused_request_is_not_counted_and_the_bucket_refills_after_retry_aft
 async fn failed_authentications_block_an_address_on_every_instance_and_no_other() {
     let hub = TestHub::start().await;
     let admin = admin_token(&hub);
-    let (status, _) = crate::api::call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "skins"})),
-    )
-    .await;
+    let (status, _) = hub
+        .api()
+        .bearer(&admin)
+        .post("/api/v1/admin/packs", json!({"slug": "skins"}))
+        .await
+        .parts();
     assert_eq!(status, 201);
     let limits = [("ATLAS_LIMIT_AUTH_FAILURES", "3/min")];
     let tokens_fn = Function::start_with("admin_tokens", &hub.database_url, &hub.bucket, &limits);
@@ -160,16 +165,13 @@ async fn failed_authentications_block_an_address_on_every_instance_and_no_other(
     let list_tokens = |from: &'static str, token: String| {
         let url = tokens_fn.at("/api/v1/admin/tokens");
         async move {
-            send(
-                "GET",
-                url,
-                &[
+            Api::new(url)
+                .headers(&[
                     ("x-forwarded-for", from),
                     ("authorization", &bearer(&token)),
-                ],
-                None,
-            )
-            .await
+                ])
+                .get("")
+                .await
         }
     };
     let deploy_with_oidc = |from: &'static str| {
@@ -177,16 +179,13 @@ async fn failed_authentications_block_an_address_on_every_instance_and_no_other(
         let body = json!({"build": "b1", "channel": "live", "artifacts": [{
             "key": "packs/skins/b1/a.zip", "size": 1, "sha256": "00".repeat(32)}]});
         async move {
-            send(
-                "POST",
-                url,
-                &[
+            Api::new(url)
+                .headers(&[
                     ("x-forwarded-for", from),
                     ("x-atlas-oidc-token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"),
-                ],
-                Some(body),
-            )
-            .await
+                ])
+                .post("", body)
+                .await
         }
     };
 
@@ -215,12 +214,10 @@ async fn failed_authentications_block_an_address_on_every_instance_and_no_other(
     let a = list_tokens(neighbour, unknown).await;
     assert_eq!((a.status, a.code()), (401, Some("token_invalid")));
     // A request without credentials is not a failed authentication, and is told so.
-    let a = send(
-        "GET",
-        tokens_fn.at("/api/v1/admin/tokens"),
-        &[("x-forwarded-for", neighbour)],
-        None,
-    )
-    .await;
+    let a = tokens_fn
+        .api()
+        .headers(&[("x-forwarded-for", neighbour)])
+        .get("/api/v1/admin/tokens")
+        .await;
     assert_eq!((a.status, a.code()), (401, Some("token_missing")));
 }

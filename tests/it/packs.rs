@@ -120,16 +120,17 @@ pub(crate) async fn pack_hub(issuer: &Issuer) -> (TestHub, String) {
     })
     .await;
     let admin = admin_token(&hub);
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "maps", "name": "Maps", "github": {
+    let (status, body) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "maps", "name": "Maps", "github": {
             "repository": "octo/packs", "repositoryId": 1001, "repositoryOwnerId": 2002,
-            "workflow": "deploy.yml", "environment": "production", "refPattern": "refs/tags/*"}})),
-    )
-    .await;
+            "workflow": "deploy.yml", "environment": "production", "refPattern": "refs/tags/*"}}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{body}");
     (hub, admin)
 }
@@ -204,14 +205,11 @@ async fn an_oidc_deploy_goes_from_presign_to_runner_download() {
     assert_eq!(status, 201, "{b}");
 
     // The runner resolves the pack channel and downloads through the Hub.
-    let (status, c) = call(
-        &hub,
-        "GET",
-        "/api/v1/packs/maps/channels/stable",
-        None,
-        None,
-    )
-    .await;
+    let (status, c) = hub
+        .api()
+        .get("/api/v1/packs/maps/channels/stable")
+        .await
+        .parts();
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["build"], "b1");
     let url = c["artifacts"][0]["downloadUrl"].as_str().unwrap();
@@ -220,8 +218,10 @@ async fn an_oidc_deploy_goes_from_presign_to_runner_download() {
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
     // A pack channel named stable has nothing to do with a product's.
     assert_eq!(
-        call(&hub, "GET", "/api/v1/releases/maps/channels", None, None)
+        hub.api()
+            .get("/api/v1/releases/maps/channels")
             .await
+            .parts()
             .0,
         404
     );
@@ -253,7 +253,12 @@ async fn an_oidc_deploy_goes_from_presign_to_runner_download() {
         "{b}"
     );
 
-    let (_, audit) = call(&hub, "GET", "/api/v1/admin/audit", Some(&admin), None).await;
+    let (_, audit) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/audit")
+        .await
+        .parts();
     let deploys: Vec<&Value> = audit["entries"]
         .as_array()
         .unwrap()
@@ -508,24 +513,23 @@ async fn each_bad_oidc_token_is_refused_with_its_own_reason() {
 async fn pack_tokens_are_scoped_to_one_pack_and_refused_for_oidc_only_packs() {
     let issuer = issuer().await;
     let (hub, admin) = pack_hub(&issuer).await;
-    let (status, _) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "skins"})),
-    )
-    .await;
+    let (status, _) = hub
+        .api()
+        .bearer(&admin)
+        .post("/api/v1/admin/packs", json!({"slug": "skins"}))
+        .await
+        .parts();
     assert_eq!(status, 201);
     create_product(&hub, &admin, "launcher", json!({})).await;
-    let (status, t) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/tokens",
-        Some(&admin),
-        Some(json!({"name": "maps-ci", "kind": "pack", "pack": "maps"})),
-    )
-    .await;
+    let (status, t) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": "maps-ci", "kind": "pack", "pack": "maps"}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{t}");
     let token = t["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("atlas_pack_"));
@@ -625,7 +629,11 @@ async fn pack_tokens_are_scoped_to_one_pack_and_refused_for_oidc_only_packs() {
     )
     .await;
     assert_eq!(status, 200, "{b}");
-    let (_, c) = call(&hub, "GET", "/api/v1/packs/maps/channels/beta", None, None).await;
+    let (_, c) = hub
+        .api()
+        .get("/api/v1/packs/maps/channels/beta")
+        .await
+        .parts();
     assert_eq!(
         (c["build"].as_str(), c["previousBuild"].as_str()),
         (Some("v1"), Some("v2"))
@@ -654,13 +662,14 @@ async fn pack_tokens_are_scoped_to_one_pack_and_refused_for_oidc_only_packs() {
         (403, Some("scope_denied")),
         "{b}"
     );
-    let (status, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/tokens",
-        Some(&admin),
-        Some(json!({"name": "x", "kind": "pack", "pack": "maps"})),
-    )
-    .await;
+    let (status, b) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": "x", "kind": "pack", "pack": "maps"}),
+        )
+        .await
+        .parts();
     assert_eq!((status, b["code"].as_str()), (409, Some("pack_oidc_only")));
 }

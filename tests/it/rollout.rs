@@ -12,7 +12,6 @@ use serde_json::json;
 
 use crate::api::{
     ALL_SCOPES, Artifact, Reply, admin_token, app_token, create_product, move_channel, publish,
-    send,
 };
 use crate::support::{TestHub, curl, sha256_hex, temp_file, work_dir};
 
@@ -58,7 +57,7 @@ async fn over_http(
         } else {
             vec![]
         };
-        let reply = send("GET", hub.at(&path), &headers, None).await;
+        let reply = hub.api().headers(&headers).get(&path).await;
         assert!(
             [200, 204, 302].contains(&reply.status),
             "{path}: {} {}",
@@ -267,25 +266,19 @@ async fn a_staged_rollout_reaches_the_same_clients_on_every_consumer_route() {
     // Without an id: bucketed by address where the route can, and never shared-cached;
     // the static manifest cannot bucket, so it serves the previous release, cacheable.
     let by_address = offered(25, bucket("runner", "2.0.0", "127.0.0.1"));
-    let lookup = send(
-        "GET",
-        hub.at("/api/v1/releases/runner/latest/linux/x86_64"),
-        &[],
-        None,
-    )
-    .await;
+    let lookup = hub
+        .api()
+        .get("/api/v1/releases/runner/latest/linux/x86_64")
+        .await;
     assert_eq!(
         lookup.body["version"],
         if by_address { "2.0.0" } else { "1.0.0" }
     );
     assert_eq!(lookup.header("cache-control"), Some("private, no-store"));
-    let manifest = send(
-        "GET",
-        hub.at("/api/v1/updater/runner/stable/latest.json"),
-        &[],
-        None,
-    )
-    .await;
+    let manifest = hub
+        .api()
+        .get("/api/v1/updater/runner/stable/latest.json")
+        .await;
     assert_eq!(manifest.body["version"], "1.0.0", "{}", manifest.body);
     assert!(
         manifest
@@ -375,13 +368,10 @@ async fn a_staged_rollout_reaches_the_same_clients_on_every_consumer_route() {
             }
         }
     }
-    let manifest = send(
-        "GET",
-        hub.at("/api/v1/updater/runner/stable/latest.json"),
-        &[],
-        None,
-    )
-    .await;
+    let manifest = hub
+        .api()
+        .get("/api/v1/updater/runner/stable/latest.json")
+        .await;
     assert_eq!(manifest.body["version"], "2.0.0");
 }
 
@@ -402,7 +392,7 @@ async fn client_ids_that_are_not_ids_are_refused() {
             vec![("x-atlas-client-id", "b")],
         ),
     ] {
-        let reply = send("GET", hub.at(path), &headers, None).await;
+        let reply = hub.api().headers(&headers).get(path).await;
         assert_eq!(
             (reply.status, reply.code()),
             (400, Some("invalid_input")),
@@ -411,14 +401,11 @@ async fn client_ids_that_are_not_ids_are_refused() {
         );
     }
     let long = "x".repeat(201);
-    let reply = send(
-        "GET",
-        hub.at(&format!(
+    let reply = hub
+        .api()
+        .get(&format!(
             "/download/runner/latest/linux/x86_64?clientId={long}"
-        )),
-        &[],
-        None,
-    )
-    .await;
+        ))
+        .await;
     assert_eq!((reply.status, reply.code()), (400, Some("invalid_input")));
 }

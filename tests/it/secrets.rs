@@ -137,25 +137,27 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     w.token("the app token", &app);
     let Reply {
         status, body: pack, ..
-    } = send(
-        "POST",
-        hub.at("/api/v1/admin/packs"),
-        &admin_h,
-        Some(json!({"slug": "maps", "github": {
+    } = hub
+        .api()
+        .headers(&admin_h)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "maps", "github": {
             "repository": "octo/packs", "repositoryId": 1001, "repositoryOwnerId": 2002,
-            "workflow": "deploy.yml", "environment": "production", "refPattern": "refs/tags/*"}})),
-    )
-    .await;
+            "workflow": "deploy.yml", "environment": "production", "refPattern": "refs/tags/*"}}),
+        )
+        .await;
     assert_eq!(status, 201, "{pack}");
     let Reply {
         status, body: t, ..
-    } = send(
-        "POST",
-        hub.at("/api/v1/admin/tokens"),
-        &admin_h,
-        Some(json!({"name": "maps-ci", "kind": "pack", "pack": "maps"})),
-    )
-    .await;
+    } = hub
+        .api()
+        .headers(&admin_h)
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": "maps-ci", "kind": "pack", "pack": "maps"}),
+        )
+        .await;
     assert_eq!(status, 201, "{t}");
     let pack_token = t["token"].as_str().unwrap().to_owned();
     w.token("the pack token", &pack_token);
@@ -200,8 +202,11 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
         "/api/v1/updater/launcher/linux/x86_64/0.9.0?channel=beta",
         "/api/v1/updater/launcher/stable/latest.json",
     ] {
-        let Reply { status, body, .. } =
-            send("GET", hub.at(path), &[("x-atlas-client-id", "c1")], None).await;
+        let Reply { status, body, .. } = hub
+            .api()
+            .headers(&[("x-atlas-client-id", "c1")])
+            .get(path)
+            .await;
         // The updater answers 204 (no signed update) for these unsigned artifacts.
         assert!(matches!(status, 200 | 204), "{path}: {status} {body}");
     }
@@ -209,13 +214,10 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
         status,
         headers,
         body,
-    } = send(
-        "GET",
-        hub.at("/download/launcher/latest/linux/x86_64?channel=stable"),
-        &[],
-        None,
-    )
-    .await;
+    } = hub
+        .api()
+        .get("/download/launcher/latest/linux/x86_64?channel=stable")
+        .await;
     assert_eq!(status, 302, "{body}");
     w.presigned(
         "a presigned download signature",
@@ -232,38 +234,31 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/1.1.0/yank",
-        Some(&app),
-        Some(json!({})),
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .bearer(&app)
+        .post("/api/v1/releases/launcher/1.1.0/yank", json!({}))
+        .await
+        .parts();
     assert_eq!(status, 409, "{body}");
     let Reply {
         status, body: list, ..
-    } = send("GET", hub.at("/api/v1/admin/tokens"), &admin_h, None).await;
+    } = hub
+        .api()
+        .headers(&admin_h)
+        .get("/api/v1/admin/tokens")
+        .await;
     assert_eq!(status, 200, "{list}");
-    let (status, created) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/tokens",
-        Some(&admin),
-        Some(json!({"name": "to-revoke", "kind": "app", "products": ["launcher"], "scopes": ["publish"]})),
-    )
-    .await;
+    let (status, created) = hub.api().bearer(&admin).post("/api/v1/admin/tokens", json!({"name": "to-revoke", "kind": "app", "products": ["launcher"], "scopes": ["publish"]})).await.parts();
     assert_eq!(status, 201, "{created}");
     let revoked = created["token"].as_str().unwrap().to_owned();
     w.token("a revoked app token", &revoked);
     let id = created["id"].as_str().unwrap();
-    let Reply { status, .. } = send(
-        "DELETE",
-        hub.at(&format!("/api/v1/admin/tokens/{id}")),
-        &admin_h,
-        None,
-    )
-    .await;
+    let Reply { status, .. } = hub
+        .api()
+        .headers(&admin_h)
+        .delete(&format!("/api/v1/admin/tokens/{id}"))
+        .await;
     assert!(status == 200 || status == 204, "revoke: {status}");
 
     // ---- Storage refusing the Hub's credentials: the cause is logged, the secret is not ----
@@ -286,14 +281,15 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     );
     let entry = json!({"uploadId": pb["uploadId"], "os": "linux", "arch": "x86_64", "kind": "appimage",
                        "size": b.bytes.len(), "sha256": b.sha256()});
-    let (status, body) = call(
-        &broken,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(json!({"version": "1.2.0", "artifacts": [entry]})),
-    )
-    .await;
+    let (status, body) = broken
+        .api()
+        .bearer(&app)
+        .post(
+            "/api/v1/releases/launcher/publish",
+            json!({"version": "1.2.0", "artifacts": [entry]}),
+        )
+        .await
+        .parts();
     assert_eq!(
         (status, body["code"].as_str()),
         (503, Some("storage_unavailable")),
@@ -368,14 +364,15 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     assert_eq!(curl_upload(&pc, &c.bytes), 200);
     let entry = json!({"uploadId": pc["uploadId"], "os": "linux", "arch": "x86_64",
                        "kind": "appimage", "size": c.bytes.len(), "sha256": c.sha256()});
-    let (status, body) = call(
-        &blob,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(json!({"version": "1.3.0", "artifacts": [entry]})),
-    )
-    .await;
+    let (status, body) = blob
+        .api()
+        .bearer(&app)
+        .post(
+            "/api/v1/releases/launcher/publish",
+            json!({"version": "1.3.0", "artifacts": [entry]}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{body}");
 
     // ---- Failed authentication until the address is blocked (3 a minute) ----
@@ -383,13 +380,11 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     let bearer_revoked = format!("Bearer {revoked}");
     let Reply {
         status, body: b, ..
-    } = send(
-        "GET",
-        hub.at("/api/v1/admin/tokens"),
-        &[("authorization", bearer_revoked.as_str())],
-        None,
-    )
-    .await;
+    } = hub
+        .api()
+        .headers(&[("authorization", bearer_revoked.as_str())])
+        .get("/api/v1/admin/tokens")
+        .await;
     assert_eq!(
         (status, b["code"].as_str()),
         (401, Some("token_revoked")),
@@ -401,16 +396,14 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     w.secret("a wrong token", &wrong);
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let Reply { status, .. } = send(
-            "GET",
-            hub.at("/api/v1/admin/tokens"),
-            &[
+        let Reply { status, .. } = hub
+            .api()
+            .headers(&[
                 ("authorization", bearer_wrong.as_str()),
                 ("cookie", cookie.as_str()),
-            ],
-            None,
-        )
-        .await;
+            ])
+            .get("/api/v1/admin/tokens")
+            .await;
         statuses.push(status);
     }
     assert_eq!(statuses, [401, 429]);

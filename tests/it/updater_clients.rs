@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use cargo_packager_updater::{Config, Update, UpdaterBuilder, semver, url::Url};
 use serde_json::{Value, json};
 
-use crate::api::{ALL_SCOPES, Artifact, admin_token, app_token, call, create_product, publish};
+use crate::api::{ALL_SCOPES, Artifact, admin_token, app_token, create_product, publish};
 use crate::cli::{dir, release, write};
 use crate::support::TestHub;
 
@@ -182,12 +182,17 @@ async fn cargo_packager_updater_updates_linux_windows_and_macos_clients_from_the
     let app = app_token(&hub, &admin, &["launcher"], ALL_SCOPES, &[]).await;
 
     // The key reads back in exactly the form it was given: what Tauri's `pubkey` takes.
-    let (_, products) = call(&hub, "GET", "/api/v1/admin/products", Some(&admin), None).await;
+    let (_, products) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/products")
+        .await
+        .parts();
     assert_eq!(
         products["products"][0]["updaterPublicKey"],
         key.pubkey.as_str()
     );
-    let (_, listing) = call(&hub, "GET", "/api/v1/releases/launcher", None, None).await;
+    let (_, listing) = hub.api().get("/api/v1/releases/launcher").await.parts();
     assert_eq!(listing["updaterPublicKey"], key.pubkey.as_str());
 
     publish_signed(&hub, &app, &key, "1.0.0", "stable");
@@ -276,14 +281,11 @@ async fn cargo_packager_updater_updates_linux_windows_and_macos_clients_from_the
 
     // The manifest has the `deb` only for a client that asks for it: every entry of the
     // default document has a format, so a client that parses all of them accepts it.
-    let (status, doc) = call(
-        &hub,
-        "GET",
-        "/api/v1/updater/launcher/stable/latest.json",
-        None,
-        None,
-    )
-    .await;
+    let (status, doc) = hub
+        .api()
+        .get("/api/v1/updater/launcher/stable/latest.json")
+        .await
+        .parts();
     assert_eq!(status, 200, "{doc}");
     let platforms = doc["platforms"].as_object().unwrap();
     assert!(platforms.values().all(|e| e["format"].is_string()), "{doc}");
@@ -299,14 +301,11 @@ async fn cargo_packager_updater_updates_linux_windows_and_macos_clients_from_the
     ] {
         assert!(platforms.contains_key(k), "no {k}: {doc}");
     }
-    let (_, with_deb) = call(
-        &hub,
-        "GET",
-        "/api/v1/updater/launcher/stable/latest.json?bundleType=deb",
-        None,
-        None,
-    )
-    .await;
+    let (_, with_deb) = hub
+        .api()
+        .get("/api/v1/updater/launcher/stable/latest.json?bundleType=deb")
+        .await
+        .parts();
     assert!(
         with_deb["platforms"]["linux-x86_64-deb"]["url"].is_string(),
         "{with_deb}"
@@ -317,25 +316,21 @@ async fn cargo_packager_updater_updates_linux_windows_and_macos_clients_from_the
     );
     // Tauri's `unknown` bundle type and a bundle the release lacks fall back to the primary.
     for bundle in ["unknown", "rpm"] {
-        let (status, body) = call(
-            &hub,
-            "GET",
-            &format!("/api/v1/updater/launcher/linux/x86_64/1.0.0?bundleType={bundle}"),
-            None,
-            None,
-        )
-        .await;
+        let (status, body) = hub
+            .api()
+            .get(&format!(
+                "/api/v1/updater/launcher/linux/x86_64/1.0.0?bundleType={bundle}"
+            ))
+            .await
+            .parts();
         assert_eq!(status, 200, "bundleType={bundle}: {body}");
         assert_eq!(body["format"], "appimage", "bundleType={bundle}: {body}");
     }
-    let (_, deb) = call(
-        &hub,
-        "GET",
-        "/api/v1/updater/launcher/linux/x86_64/1.0.0?bundleType=deb",
-        None,
-        None,
-    )
-    .await;
+    let (_, deb) = hub
+        .api()
+        .get("/api/v1/updater/launcher/linux/x86_64/1.0.0?bundleType=deb")
+        .await
+        .parts();
     assert!(
         deb["url"].is_string() && deb.get("format").is_none(),
         "{deb}"

@@ -14,7 +14,7 @@ use atlas_hub::http::MAX_BODY_BYTES;
 use serde_json::{Value, json};
 
 use crate::api::{
-    ALL_SCOPES, Artifact, admin_token, app_token, call, create_product, publish, upload_all,
+    ALL_SCOPES, Artifact, admin_token, app_token, create_product, publish, upload_all,
 };
 use crate::support::{TestHub, client};
 
@@ -234,23 +234,25 @@ async fn corpus_hub() -> (TestHub, Creds, Value) {
     assert_eq!(status, 201, "{body}");
     let two = Artifact::new("linux", "x86_64", "appimage", "two");
     let pending = upload_all(&hub, &app, "launcher", "2.0.0", &[two]).await[0].clone();
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "mods", "name": "Mods"})),
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "mods", "name": "Mods"}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{body}");
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/tokens",
-        Some(&admin),
-        Some(json!({"name": "mods-ci", "kind": "pack", "pack": "mods"})),
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": "mods-ci", "kind": "pack", "pack": "mods"}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{body}");
     let pack = body["token"].as_str().unwrap().to_owned();
     (hub, Creds { admin, app, pack }, pending)
@@ -385,14 +387,11 @@ async fn bad_input_is_refused_with_a_problem_and_stores_nothing() {
         );
     }
     // Still serving, and the Hub still publishes what the corpus could not.
-    let (status, body) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher/latest/linux/x86_64",
-        None,
-        None,
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .get("/api/v1/releases/launcher/latest/linux/x86_64")
+        .await
+        .parts();
     assert_eq!(
         (status, body["version"].as_str()),
         (200, Some("1.0.0")),
@@ -407,33 +406,40 @@ async fn metacharacters_in_names_are_stored_verbatim_and_harmlessly() {
     let hub = TestHub::start().await;
     let admin = admin_token(&hub);
     let nasty = "Robert'); DROP TABLE deploy_tokens;-- $(reboot) `id` | & ; <x>";
-    let (status, product) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/products",
-        Some(&admin),
-        Some(json!({"slug": "launcher", "name": nasty})),
-    )
-    .await;
+    let (status, product) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/products",
+            json!({"slug": "launcher", "name": nasty}),
+        )
+        .await
+        .parts();
     assert_eq!(
         (status, product["name"].as_str()),
         (201, Some(nasty)),
         "{product}"
     );
-    let (status, token) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/tokens",
-        Some(&admin),
-        Some(json!({"name": nasty, "kind": "app", "products": ["launcher"]})),
-    )
-    .await;
+    let (status, token) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": nasty, "kind": "app", "products": ["launcher"]}),
+        )
+        .await
+        .parts();
     assert_eq!(
         (status, token["name"].as_str()),
         (201, Some(nasty)),
         "{token}"
     );
-    let (status, list) = call(&hub, "GET", "/api/v1/admin/tokens", Some(&admin), None).await;
+    let (status, list) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/tokens")
+        .await
+        .parts();
     assert_eq!(status, 200);
     let names: Vec<&str> = list["tokens"]
         .as_array()

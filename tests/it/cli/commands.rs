@@ -191,9 +191,19 @@ async fn errors_say_which_variable_to_set_and_what_already_exists() {
     assert_eq!(count_rows(&hub, "uploads", "true").await, 0);
 
     // A revoked token: the Hub's code, and the variable to update.
-    let (_, tokens) = call(&hub, "GET", "/api/v1/admin/tokens", Some(&admin), None).await;
+    let (_, tokens) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/tokens")
+        .await
+        .parts();
     let old = app_token(&hub, &admin, &["launcher"], ALL_SCOPES, &[]).await;
-    let (_, after) = call(&hub, "GET", "/api/v1/admin/tokens", Some(&admin), None).await;
+    let (_, after) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/tokens")
+        .await
+        .parts();
     let known: Vec<&Value> = tokens["tokens"]
         .as_array()
         .unwrap()
@@ -207,14 +217,12 @@ async fn errors_say_which_variable_to_set_and_what_already_exists() {
         .map(|t| &t["id"])
         .find(|id| !known.contains(id))
         .unwrap();
-    let (status, _) = call(
-        &hub,
-        "DELETE",
-        &format!("/api/v1/admin/tokens/{}", id.as_str().unwrap()),
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (status, _) = hub
+        .api()
+        .bearer(&admin)
+        .delete(&format!("/api/v1/admin/tokens/{}", id.as_str().unwrap()))
+        .await
+        .parts();
     assert_eq!(status, 204);
     let run = atlas(&hub.url, &[("ATLAS_APP_DEPLOY_TOKEN", &old)], &publish);
     assert!(!run.ok, "{run}");

@@ -116,16 +116,17 @@ async fn pack_deploy_requests_a_fresh_oidc_token_per_call_inside_actions_or_uses
     })
     .await;
     let admin = admin_token(&hub);
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/packs",
-        Some(&admin),
-        Some(json!({"slug": "maps", "name": "Maps", "github": {
+    let (status, body) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "maps", "name": "Maps", "github": {
         "repository": "octo/packs", "repositoryId": 1001, "repositoryOwnerId": 2002,
-        "workflow": "deploy.yml", "environment": "production", "refPattern": "refs/tags/*"}})),
-    )
-    .await;
+        "workflow": "deploy.yml", "environment": "production", "refPattern": "refs/tags/*"}}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{body}");
     let d = dir("pack");
     let terrain = write(&d, "terrain.zip", &b"terrain ".repeat(3000));
@@ -171,7 +172,11 @@ async fn pack_deploy_requests_a_fresh_oidc_token_per_call_inside_actions_or_uses
         assert_eq!(query, "api-version=2.0&audience=atlas-test");
         assert_eq!(auth, &format!("Bearer {RUNTIME_TOKEN}"));
     }
-    let (status, live) = call(&hub, "GET", "/api/v1/packs/maps/channels/live", None, None).await;
+    let (status, live) = hub
+        .api()
+        .get("/api/v1/packs/maps/channels/live")
+        .await
+        .parts();
     assert_eq!(status, 200, "{live}");
     assert_eq!(live["build"], "b1");
     assert_eq!(live["artifacts"].as_array().unwrap().len(), 2, "{live}");
@@ -204,14 +209,15 @@ async fn pack_deploy_requests_a_fresh_oidc_token_per_call_inside_actions_or_uses
         !run.ok && run.stderr.contains("set ATLAS_PACK_DEPLOY_TOKEN"),
         "{run}"
     );
-    let (status, created) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/tokens",
-        Some(&admin),
-        Some(json!({"name": "maps ci", "kind": "pack", "pack": "maps"})),
-    )
-    .await;
+    let (status, created) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": "maps ci", "kind": "pack", "pack": "maps"}),
+        )
+        .await
+        .parts();
     assert_eq!(status, 201, "{created}");
     let run = atlas(
         &hub.url,
@@ -232,6 +238,10 @@ async fn pack_deploy_requests_a_fresh_oidc_token_per_call_inside_actions_or_uses
         ],
     );
     assert!(run.ok, "{run}");
-    let (_, live) = call(&hub, "GET", "/api/v1/packs/maps/channels/live", None, None).await;
+    let (_, live) = hub
+        .api()
+        .get("/api/v1/packs/maps/channels/live")
+        .await
+        .parts();
     assert_eq!(live["build"], "b2");
 }

@@ -56,27 +56,21 @@ async fn publish_uploads_several_files_with_progress_and_a_rerun_changes_nothing
     assert!(run.stderr.contains("uploaded 60.0 MiB"), "{run}");
 
     // What the Hub serves is what was on disk, the signature included.
-    let (status, latest) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher/latest/linux/x86_64?channel=beta",
-        None,
-        None,
-    )
-    .await;
+    let (status, latest) = hub
+        .api()
+        .get("/api/v1/releases/launcher/latest/linux/x86_64?channel=beta")
+        .await
+        .parts();
     assert_eq!(status, 200, "{latest}");
     assert_eq!(latest["artifact"]["kind"], "appimage");
     assert_eq!(latest["artifact"]["size"], BIG);
     assert_eq!(latest["artifact"]["sha256"], file_sha256(big_file()));
     assert_eq!(latest["notes"], "First release");
-    let (_, win) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher/latest/windows/x86_64?channel=beta",
-        None,
-        None,
-    )
-    .await;
+    let (_, win) = hub
+        .api()
+        .get("/api/v1/releases/launcher/latest/windows/x86_64?channel=beta")
+        .await
+        .parts();
     assert_eq!(win["artifact"]["signature"], sig());
     let out = temp_file("big-download", b"");
     let (ok, msg) = curl(&[

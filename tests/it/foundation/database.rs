@@ -51,8 +51,12 @@ async fn the_hub_works_through_a_transaction_mode_pgbouncer() {
     let wrong = format!("atlas_app_{}", "x".repeat(43));
     let mut codes = Vec::new();
     for _ in 0..3 {
-        let (status, body) =
-            crate::api::call(&hub, "GET", "/api/v1/admin/tokens", Some(&wrong), None).await;
+        let (status, body) = hub
+            .api()
+            .bearer(&wrong)
+            .get("/api/v1/admin/tokens")
+            .await
+            .parts();
         codes.push((status, body["code"].as_str().unwrap_or("").to_owned()));
     }
     let expected = [

@@ -63,14 +63,12 @@ async fn channel_moves_check_coverage_expected_version_and_audit_forced_moves() 
     let (s, b) = move_channel(&hub, &app, "launcher", "stable", json!({"version": "1.1.0", "expectedVersion": "1.0.0", "force": true, "rolloutPercent": 25})).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["channel"]["rolloutPercent"], 25);
-    let (_, audit) = call(
-        &hub,
-        "GET",
-        "/api/v1/admin/audit?limit=100",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (_, audit) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/audit?limit=100")
+        .await
+        .parts();
     let forced = audit["entries"]
         .as_array()
         .unwrap()
@@ -95,17 +93,13 @@ async fn parallel_publishes_of_one_version_make_exactly_one_release() {
     let entries = upload_all(&hub, &app, "launcher", "3.0.0", &a).await;
     let body = json!({"version": "3.0.0", "channel": "dev", "artifacts": entries});
     let calls = (0..8).map(|_| {
-        call(
-            &hub,
-            "POST",
-            "/api/v1/releases/launcher/publish",
-            Some(&app),
-            Some(body.clone()),
-        )
+        hub.api()
+            .bearer(&app)
+            .post("/api/v1/releases/launcher/publish", body.clone())
     });
     let results = futures_util::future::join_all(calls).await;
-    let created = results.iter().filter(|(s, _)| *s == 201).count();
-    let identical = results.iter().filter(|(s, _)| *s == 200).count();
+    let created = results.iter().filter(|r| r.status == 201).count();
+    let identical = results.iter().filter(|r| r.status == 200).count();
     assert_eq!((created, identical), (1, 7), "{results:?}");
     assert_eq!(count_rows(&hub, "releases", "true").await, 1);
     assert_eq!(count_rows(&hub, "artifacts", "true").await, 1);

@@ -86,14 +86,11 @@ async fn a_release_goes_from_presign_to_download_promote_rollback_and_yank() {
     );
 
     // Roll back stable to the previous release.
-    let (status, channels) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher/channels",
-        None,
-        None,
-    )
-    .await;
+    let (status, channels) = hub
+        .api()
+        .get("/api/v1/releases/launcher/channels")
+        .await
+        .parts();
     assert_eq!(status, 200);
     let stable = &channels["channels"][0];
     assert_eq!(stable["name"], "stable");
@@ -115,14 +112,16 @@ async fn a_release_goes_from_presign_to_download_promote_rollback_and_yank() {
     );
 
     // Yank is refused while a channel points at the release, allowed after it moves.
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/1.1.0/yank",
-        Some(&app),
-        None,
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .bearer(&app)
+        .send(
+            http::Method::POST,
+            "/api/v1/releases/launcher/1.1.0/yank",
+            None,
+        )
+        .await
+        .parts();
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("channel_points_here")),
@@ -135,14 +134,16 @@ async fn a_release_goes_from_presign_to_download_promote_rollback_and_yank() {
             .0,
         200
     );
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/1.1.0/yank",
-        Some(&app),
-        None,
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .bearer(&app)
+        .send(
+            http::Method::POST,
+            "/api/v1/releases/launcher/1.1.0/yank",
+            None,
+        )
+        .await
+        .parts();
     assert_eq!(
         (status, body["yanked"].as_bool()),
         (200, Some(true)),
@@ -161,14 +162,16 @@ async fn a_release_goes_from_presign_to_download_promote_rollback_and_yank() {
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    let (status, _) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/1.1.0/unyank",
-        Some(&app),
-        None,
-    )
-    .await;
+    let (status, _) = hub
+        .api()
+        .bearer(&app)
+        .send(
+            http::Method::POST,
+            "/api/v1/releases/launcher/1.1.0/unyank",
+            None,
+        )
+        .await
+        .parts();
     assert_eq!(status, 200);
     assert_eq!(
         count_rows(&hub, "audit_log", "action = 'release.yank'").await,
@@ -177,14 +180,11 @@ async fn a_release_goes_from_presign_to_download_promote_rollback_and_yank() {
 }
 
 async fn body_download_url(hub: &TestHub, version: &str) -> String {
-    let (_, r) = call(
-        hub,
-        "GET",
-        &format!("/api/v1/releases/launcher/{version}"),
-        None,
-        None,
-    )
-    .await;
+    let (_, r) = hub
+        .api()
+        .get(&format!("/api/v1/releases/launcher/{version}"))
+        .await
+        .parts();
     r["artifacts"][0]["downloadUrl"]
         .as_str()
         .unwrap()
@@ -204,14 +204,15 @@ async fn identical_republish_is_200_and_different_content_is_409_version_exists(
     assert_eq!(body["version"], "2.0.0");
     // Same artifacts, other notes: different content.
     let entries = upload_all(&hub, &app, "launcher", "2.0.0", &a).await;
-    let (status, body) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(json!({"version": "2.0.0", "notes": "changed", "artifacts": entries})),
-    )
-    .await;
+    let (status, body) = hub
+        .api()
+        .bearer(&app)
+        .post(
+            "/api/v1/releases/launcher/publish",
+            json!({"version": "2.0.0", "notes": "changed", "artifacts": entries}),
+        )
+        .await
+        .parts();
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("version_exists")),

@@ -10,27 +10,40 @@ async fn each_auth_failure_has_its_own_code() {
     let path = "/api/v1/releases/launcher/publish";
     let code = |v: serde_json::Value| v["code"].as_str().unwrap_or("").to_owned();
 
-    let (s, b) = call(&hub, "POST", path, None, Some(body.clone())).await;
+    let (s, b) = hub.api().post(path, body.clone()).await.parts();
     assert_eq!((s, code(b)), (401, "token_missing".into()));
-    let (s, b) = call(
-        &hub,
-        "POST",
-        path,
-        Some("atlas_app_notarealtoken"),
-        Some(body.clone()),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer("atlas_app_notarealtoken")
+        .post(path, body.clone())
+        .await
+        .parts();
     assert_eq!((s, code(b)), (401, "token_invalid".into()));
-    let (s, b) = call(&hub, "POST", path, Some("hunter2"), Some(body.clone())).await;
+    let (s, b) = hub
+        .api()
+        .bearer("hunter2")
+        .post(path, body.clone())
+        .await
+        .parts();
     assert_eq!((s, code(b)), (401, "token_invalid".into()));
 
     // Scope: other product, missing action, channel not granted, wrong token kind.
     create_product(&hub, &admin, "runner", json!({})).await;
     let runner_only = app_token(&hub, &admin, &["runner"], ALL_SCOPES, &[]).await;
-    let (s, b) = call(&hub, "POST", path, Some(&runner_only), Some(body.clone())).await;
+    let (s, b) = hub
+        .api()
+        .bearer(&runner_only)
+        .post(path, body.clone())
+        .await
+        .parts();
     assert_eq!((s, code(b)), (403, "scope_denied".into()));
     let upload_only = app_token(&hub, &admin, &["launcher"], &["upload"], &[]).await;
-    let (s, b) = call(&hub, "POST", path, Some(&upload_only), Some(body.clone())).await;
+    let (s, b) = hub
+        .api()
+        .bearer(&upload_only)
+        .post(path, body.clone())
+        .await
+        .parts();
     assert_eq!((s, code(b)), (403, "scope_denied".into()));
     let dev_only = app_token(&hub, &admin, &["launcher"], ALL_SCOPES, &["dev"]).await;
     let (s, b) = move_channel(
@@ -42,7 +55,12 @@ async fn each_auth_failure_has_its_own_code() {
     )
     .await;
     assert_eq!((s, code(b)), (403, "scope_denied".into()));
-    let (s, b) = call(&hub, "GET", "/api/v1/admin/tokens", Some(&app), None).await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .get("/api/v1/admin/tokens")
+        .await
+        .parts();
     assert_eq!((s, code(b)), (403, "scope_denied".into()));
 
     // Expired and revoked.
@@ -56,10 +74,20 @@ async fn each_auth_failure_has_its_own_code() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let (s, b) = call(&hub, "POST", path, Some(&expiring), Some(body.clone())).await;
+    let (s, b) = hub
+        .api()
+        .bearer(&expiring)
+        .post(path, body.clone())
+        .await
+        .parts();
     assert_eq!((s, code(b)), (401, "token_expired".into()));
 
-    let (_, list) = call(&hub, "GET", "/api/v1/admin/tokens", Some(&admin), None).await;
+    let (_, list) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/tokens")
+        .await
+        .parts();
     let text = list.to_string();
     assert!(
         !text.contains(&app) && !text.contains(&admin),
@@ -71,14 +99,7 @@ async fn each_auth_failure_has_its_own_code() {
         .iter()
         .find(|t| t["lastUsedAt"].is_string());
     assert!(used.is_some(), "lastUsedAt is recorded: {list}");
-    let (_, revocable) = call(
-        &hub,
-        "POST",
-        "/api/v1/admin/tokens",
-        Some(&admin),
-        Some(json!({"name": "to-revoke", "kind": "app", "products": ["launcher"], "scopes": ["publish"]})),
-    )
-    .await;
+    let (_, revocable) = hub.api().bearer(&admin).post("/api/v1/admin/tokens", json!({"name": "to-revoke", "kind": "app", "products": ["launcher"], "scopes": ["publish"]})).await.parts();
     let id = revocable["id"].as_str().unwrap();
     let r = client()
         .delete(hub.at(&format!("/api/v1/admin/tokens/{id}")))
@@ -88,7 +109,12 @@ async fn each_auth_failure_has_its_own_code() {
         .unwrap();
     assert_eq!(r.status(), 204);
     let revoked = revocable["token"].as_str().unwrap();
-    let (s, b) = call(&hub, "POST", path, Some(revoked), Some(body.clone())).await;
+    let (s, b) = hub
+        .api()
+        .bearer(revoked)
+        .post(path, body.clone())
+        .await
+        .parts();
     assert_eq!((s, code(b)), (401, "token_revoked".into()));
     assert!(!hub.log().contains(&admin), "a token reached the log");
 }
@@ -160,14 +186,12 @@ async fn presign_enforces_size_limits_and_immutability_of_keys() {
     );
     let publish_body = json!({"version": "1.0.0", "artifacts": [{"uploadId": q["uploadId"], "os": "linux",
         "arch": "aarch64", "kind": "tar.gz", "size": 500, "sha256": other.sha256()}]});
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/cli/publish",
-        Some(&app),
-        Some(publish_body),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .post("/api/v1/releases/cli/publish", publish_body)
+        .await
+        .parts();
     assert_eq!(
         (s, b["code"].as_str()),
         (422, Some("object_missing")),
@@ -207,14 +231,12 @@ async fn publish_verifies_every_object_before_writing_anything() {
     let publish_body = json!({"version": "1.0.0", "channel": "beta", "artifacts": [{
         "uploadId": p["uploadId"], "os": "linux", "arch": "x86_64", "kind": "appimage",
         "size": a.bytes.len(), "sha256": a.sha256()}]});
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(publish_body.clone()),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .post("/api/v1/releases/launcher/publish", publish_body.clone())
+        .await
+        .parts();
     assert_eq!(
         (s, b["code"].as_str()),
         (422, Some("object_missing")),
@@ -224,14 +246,12 @@ async fn publish_verifies_every_object_before_writing_anything() {
     // Declared size that does not match the upload record.
     let mut wrong = publish_body.clone();
     wrong["artifacts"][0]["size"] = json!(1);
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(wrong),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .post("/api/v1/releases/launcher/publish", wrong)
+        .await
+        .parts();
     assert_eq!(
         (s, b["code"].as_str()),
         (422, Some("artifact_mismatch")),
@@ -241,14 +261,12 @@ async fn publish_verifies_every_object_before_writing_anything() {
     let mut unknown = publish_body.clone();
     unknown["artifacts"][0] = json!({"key": "releases/launcher/1.0.0/x", "os": "linux", "arch": "x86_64",
         "kind": "appimage", "size": 1, "sha256": "00".repeat(32)});
-    let (s, b) = call(
-        &hub,
-        "POST",
-        "/api/v1/releases/launcher/publish",
-        Some(&app),
-        Some(unknown),
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .bearer(&app)
+        .post("/api/v1/releases/launcher/publish", unknown)
+        .await
+        .parts();
     assert_eq!(
         (s, b["code"].as_str()),
         (422, Some("upload_unknown")),
@@ -261,14 +279,11 @@ async fn publish_verifies_every_object_before_writing_anything() {
         count_rows(&hub, "audit_log", "action = 'release.publish'").await,
         0
     );
-    let (_, channels) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher/channels",
-        None,
-        None,
-    )
-    .await;
+    let (_, channels) = hub
+        .api()
+        .get("/api/v1/releases/launcher/channels")
+        .await
+        .parts();
     assert!(
         channels["channels"]
             .as_array()

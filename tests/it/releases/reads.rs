@@ -89,7 +89,11 @@ async fn history_is_paginated_newest_first() {
         let a = [Artifact::new("linux", "x86_64", "appimage", v)];
         assert_eq!(publish(&hub, &app, "launcher", v, None, &a).await.0, 201);
     }
-    let (_, page1) = call(&hub, "GET", "/api/v1/releases/launcher?limit=2", None, None).await;
+    let (_, page1) = hub
+        .api()
+        .get("/api/v1/releases/launcher?limit=2")
+        .await
+        .parts();
     let versions: Vec<_> = page1["releases"]
         .as_array()
         .unwrap()
@@ -98,24 +102,20 @@ async fn history_is_paginated_newest_first() {
         .collect();
     assert_eq!(versions, vec![json!("1.2.0"), json!("1.1.0")]);
     let cursor = page1["nextCursor"].as_str().unwrap();
-    let (_, page2) = call(
-        &hub,
-        "GET",
-        &format!("/api/v1/releases/launcher?limit=2&cursor={cursor}"),
-        None,
-        None,
-    )
-    .await;
+    let (_, page2) = hub
+        .api()
+        .get(&format!(
+            "/api/v1/releases/launcher?limit=2&cursor={cursor}"
+        ))
+        .await
+        .parts();
     assert_eq!(page2["releases"][0]["version"], "1.0.0");
     assert!(page2["nextCursor"].is_null());
-    let (s, b) = call(
-        &hub,
-        "GET",
-        "/api/v1/releases/launcher?limit=1000",
-        None,
-        None,
-    )
-    .await;
+    let (s, b) = hub
+        .api()
+        .get("/api/v1/releases/launcher?limit=1000")
+        .await
+        .parts();
     assert_eq!((s, b["code"].as_str()), (400, Some("invalid_input")));
 }
 
@@ -179,7 +179,12 @@ async fn bad_input_answers_problems_not_500s() {
         } else {
             &app
         };
-        let (s, b) = call(&hub, method, path, Some(token), body).await;
+        let (s, b) = hub
+            .api()
+            .bearer(token)
+            .send(method.parse().unwrap(), path, body)
+            .await
+            .parts();
         assert_eq!(s, expected, "{method} {path}: {b}");
         assert!(b["code"].is_string() && b["requestId"].is_string(), "{b}");
     }
