@@ -9,6 +9,10 @@ struct Measured {
     rss_start: u64,
     rss_after: u64,
     requests_served: u64,
+    /// The function's own CPU (user + system) per request of the measured run, in µs: what
+    /// the route costs the instance, unlike throughput independent of what else the
+    /// machine's cores are doing.
+    cpu_us_per_request: f64,
 }
 
 fn measure(
@@ -30,6 +34,7 @@ fn measure(
         2,
         WARMUP_SECS,
     )?;
+    let cpu_before = f.cpu_seconds()?;
     let load = ctx.wrk(
         label,
         &f.url(),
@@ -38,6 +43,7 @@ fn measure(
         2,
         seconds,
     )?;
+    let cpu_us_per_request = (f.cpu_seconds()? - cpu_before) * 1e6 / load.requests.max(1) as f64;
     let rss_after = f.rss_bytes()?;
     f.stop();
     Ok(Measured {
@@ -45,6 +51,7 @@ fn measure(
         load,
         rss_start,
         rss_after,
+        cpu_us_per_request,
     })
 }
 
@@ -109,6 +116,14 @@ fn lookup_rows(
 }
 
 fn rss_rows(rows: &mut Vec<Row>, name: &str, m: &Measured, hello: &Measured) {
+    rows.push(Row {
+        figure: format!("CPU per request, `{name}` process, user + system (floor: hello)"),
+        hub: us(m.cpu_us_per_request),
+        floor: us(hello.cpu_us_per_request),
+        ratio: ratio(m.cpu_us_per_request, hello.cpu_us_per_request),
+        budget: "—".into(),
+        pass: None,
+    });
     rows.push(Row {
         figure: format!("RSS after start, `{name}`"),
         hub: mb(m.rss_start),
@@ -285,6 +300,16 @@ pub(crate) fn lookups(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> 
             "updater": [updater.rss_start, updater.rss_after, updater.requests_served],
             "download": [download.rss_start, download.rss_after, download.requests_served],
             "releases_latest_pgbouncer": [bouncer.rss_start, bouncer.rss_after, bouncer.requests_served],
+        }),
+    );
+    ctx.raw.insert(
+        "cpuMicrosPerRequest".into(),
+        json!({
+            "hello": hello.cpu_us_per_request,
+            "releases_latest": latest.cpu_us_per_request,
+            "updater": updater.cpu_us_per_request,
+            "download": download.cpu_us_per_request,
+            "releases_latest_pgbouncer": bouncer.cpu_us_per_request,
         }),
     );
     Ok(())

@@ -97,6 +97,11 @@ impl Function {
         rss_bytes(self.pid())
     }
 
+    /// CPU seconds used so far ([`cpu_seconds`]).
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        cpu_seconds(self.pid())
+    }
+
     /// Stops it (SIGKILL: nothing is left to flush in a benchmark).
     pub fn stop(mut self) {
         let _ = self.child.kill();
@@ -121,6 +126,23 @@ pub fn rss_bytes(pid: u32) -> Result<u64, String> {
         .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .ok_or_else(|| "no VmRSS".to_owned())
+}
+
+/// CPU time the process has used so far (user + system), in seconds: fields 14 and 15 of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux reports USER_HZ, 100 on every
+/// architecture the bench runs on).
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // After the name, field 3 (state) is at index 0, so utime (14) is at 11, stime (15) at 12.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Ok((user + system) as f64 / 100.0),
+        _ => Err(format!("/proc/{pid}/stat: no utime/stime")),
+    }
 }
 
 /// The process's inet sockets that are not listening (TCP in any state but LISTEN, any UDP):
