@@ -233,11 +233,6 @@ impl ApiError {
             extra: self.extra.as_ref().filter(|e| e.is_object()),
         }
     }
-
-    /// [`Self::problem`] as a JSON value.
-    pub fn body(&self, request_id: &str) -> serde_json::Value {
-        serde_json::to_value(self.problem(request_id)).unwrap_or_default()
-    }
 }
 
 /// An RFC 9457 problem; some codes add members (e.g. `missing`, `channels`).
@@ -340,8 +335,8 @@ mod tests {
     #[test]
     fn problem_body_has_every_rfc9457_member_and_the_code() {
         let body = ApiError::conflict(Code::VersionExists, "1.0.0 exists")
-            .with_extra(serde_json::json!({"existing": "1.0.0"}))
-            .body("req-1");
+            .with_extra(serde_json::json!({"existing": "1.0.0"}));
+        let body = serde_json::to_value(body.problem("req-1")).unwrap();
         for member in ["type", "title", "status", "detail", "code", "requestId"] {
             assert!(body.get(member).is_some(), "missing {member}: {body}");
         }
@@ -353,9 +348,8 @@ mod tests {
 
     #[test]
     fn internal_errors_never_leak_their_cause() {
-        let text = ApiError::internal("password=hunter2 at db.internal:5432")
-            .body("r")
-            .to_string();
+        let error = ApiError::internal("password=hunter2 at db.internal:5432");
+        let text = serde_json::to_string(&error.problem("r")).unwrap();
         assert!(
             !text.contains("hunter2") && !text.contains("db.internal"),
             "{text}"
