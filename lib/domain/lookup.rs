@@ -143,7 +143,7 @@ struct LookupKey {
 /// A request waiting for its lookup.
 struct Waiting {
     key: LookupKey,
-    answer: tokio::sync::oneshot::Sender<Result<ChannelPlatform, ApiError>>,
+    answer: tokio::sync::oneshot::Sender<Result<Arc<ChannelPlatform>, ApiError>>,
 }
 
 /// Lookups batched per instance: while one batch is at the database, the lookups that arrive
@@ -186,7 +186,7 @@ impl LookupBatcher {
         channel: &'static str,
         os: Os,
         arch: Arch,
-    ) -> Result<ChannelPlatform, ApiError> {
+    ) -> Result<Arc<ChannelPlatform>, ApiError> {
         lookup_channel(self, product, channel, os, arch).await
     }
 }
@@ -197,7 +197,7 @@ async fn lookup_channel(
     channel: &'static str,
     os: Os,
     arch: Arch,
-) -> Result<ChannelPlatform, ApiError> {
+) -> Result<Arc<ChannelPlatform>, ApiError> {
     let (answer, answered) = tokio::sync::oneshot::channel();
     let key = LookupKey {
         product: product.to_owned(),
@@ -245,6 +245,9 @@ async fn run_batches(state: Arc<LookupBatcher>) {
         }
         match query_batch(&state, &keys).await {
             Ok(answers) => {
+                // Shared, not copied: waiters on the same lookup read one answer.
+                let answers: Vec<Arc<ChannelPlatform>> =
+                    answers.into_iter().map(Arc::new).collect();
                 for (w, at) in batch.into_iter().zip(slot) {
                     let _ = w.answer.send(Ok(answers[at].clone()));
                 }

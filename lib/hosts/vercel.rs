@@ -42,6 +42,9 @@ pub fn public_path(req: Request) -> Result<Request, crate::error::ApiError> {
     Ok(req)
 }
 
+/// A constant, so it is not parsed from a string per request.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// The router as a Vercel function runs it (public so tests can pass it the paths Vercel
 /// sends): the public path put back ([`public_path`]) and the client's address taken from
 /// `x-forwarded-for` (Vercel's edge sets it; the first entry is the client), before routing.
@@ -57,7 +60,7 @@ pub fn app(
             };
             let client_ip = req
                 .headers()
-                .get("x-forwarded-for")
+                .get(X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(',').next())
                 .and_then(|ip| ip.trim().parse().ok());

@@ -1,6 +1,5 @@
 //! The layers every host runs around the handlers: request ids and one JSON log line per
-//! request ([`request_log`]); body limits and 304 answers to conditional GETs
-//! ([`per_route`]); problems for unknown paths and methods ([`no_route`],
+//! request, body limits and 304 answers to conditional GETs ([`request_log`]); problems for unknown paths and methods ([`no_route`],
 //! [`wrong_method`]); and, on Vercel, the path its file-system routing rewrote
 //! ([`vercel_path`]).
 
@@ -11,7 +10,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use serde::Serialize;
 
 use super::problem::REQUEST_ID;
@@ -19,10 +18,13 @@ use super::{ApiError, Background, ClientIp, RequestMeta, quoted};
 use crate::config::LogLevel;
 use crate::state::AppState;
 
+/// The request id header, a constant so it is not parsed from a string per request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// The client's `x-request-id` when it is a short token, else a fresh one.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             !v.is_empty()
@@ -40,11 +42,13 @@ pub fn request_id(headers: &HeaderMap) -> String {
         })
 }
 
-/// Gives every request its id and [`RequestMeta`], runs it, echoes `x-request-id`, and
-/// writes one JSON line for it on stderr: route, status, latency, problem code, request id,
-/// token id. Only the path is logged (no query, no headers), so no secret can reach the log;
-/// at `ATLAS_LOG=debug`, the query and headers with every value that can carry a credential
-/// redacted, the client address and the problem's detail.
+/// The one layer every request runs through (one layer, not two: each costs a boxed future
+/// and a clone of the inner service per request). It gives the request its id and
+/// [`RequestMeta`], applies [`per_route`] to a request for a route, echoes `x-request-id`,
+/// and writes one JSON line for it on stderr: route, status, latency, problem code, request
+/// id, token id. Only the path is logged (no query, no headers), so no secret can reach the
+/// log; at `ATLAS_LOG=debug`, the query and headers with every value that can carry a
+/// credential redacted, the client address and the problem's detail.
 pub async fn request_log(
     State(state): State<Arc<AppState>>,
     mut req: Request,
@@ -72,10 +76,17 @@ pub async fn request_log(
         detail: None,
     });
 
-    let mut response = REQUEST_ID.scope(request_id.clone(), next.run(req)).await;
+    let run = async {
+        if route.is_some() {
+            per_route(req, next).await
+        } else {
+            next.run(req).await
+        }
+    };
+    let mut response = REQUEST_ID.scope(request_id.clone(), run).await;
 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", v);
+        response.headers_mut().insert(X_REQUEST_ID, v);
     }
     let route = route.as_ref().map_or("-", MatchedPath::as_str);
     let problem = response.extensions().get::<ApiError>();
@@ -105,20 +116,28 @@ pub async fn request_log(
             d
         }),
     };
-    if let Ok(s) = serde_json::to_string(&line) {
-        eprintln!("{s}");
+    if let Ok(s) = serde_json::to_vec(&line) {
+        write_line(s);
     }
     response
 }
 
-/// What every matched route runs before its handler: a body known to be over
+/// Writes one log line with one `write` (stderr is unbuffered: `eprintln!` would send the
+/// line and its newline as two system calls).
+fn write_line(mut line: Vec<u8>) {
+    use std::io::Write as _;
+    line.push(b'\n');
+    let _ = std::io::stderr().write_all(&line);
+}
+
+/// What a request for a route runs before its handler: a body known to be over
 /// [`super::MAX_BODY_BYTES`] (its `Content-Length`, or the size of a body the host already
 /// holds, as Lambda's) refused with 413 `payload_too_large` before anything else is done (a
 /// body of unknown length is held to the limit as it is read, [`super::extract::Json`]); and
 /// after it, a GET or HEAD whose `If-None-Match` names the response's `ETag` answered 304
 /// with no body (RFC 9110 §13.1.2: weak comparison, `*` matches), keeping the caching
 /// headers.
-pub async fn per_route(req: Request, next: Next) -> Response {
+async fn per_route(req: Request, next: Next) -> Response {
     use http_body::Body as _;
     let declared = req
         .headers()
@@ -343,7 +362,7 @@ fn log_error(request_id: &str, route: &str, cause: &str) {
         "ts": now_rfc3339(), "level": "error", "route": route,
         "requestId": request_id, "cause": cause,
     });
-    eprintln!("{line}");
+    write_line(line.to_string().into_bytes());
 }
 
 #[cfg(test)]

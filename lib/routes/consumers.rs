@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::HeaderMap;
+use axum::extract::FromRequestParts;
+use http::HeaderValue;
+use http::request::Parts;
 use serde::Deserialize;
 
 use crate::domain::ids::{Arch, Kind, Os, Slug, parse_channel};
@@ -16,6 +18,18 @@ use crate::state::AppState;
 
 /// The header launchers send to identify an installation for staged rollouts.
 pub const CLIENT_ID_HEADER: &str = "x-atlas-client-id";
+
+/// The `x-atlas-client-id` header as sent (checked by [`RolloutClient::of`]): only this
+/// value is taken from the request, not a copy of every header.
+pub struct ClientIdHeader(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIdHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIdHeader(parts.headers.get(CLIENT_ID_HEADER).cloned()))
+    }
+}
 
 /// Whom a consumer route buckets in a staged rollout ([`crate::domain::rollout::choose`]):
 /// the client id the client sends (`x-atlas-client-id`, or `?clientId=` for clients that
@@ -31,7 +45,7 @@ impl RolloutClient {
     /// The client of a request: its `x-atlas-client-id` header, its `clientId` query
     /// parameter (`from_query`), else with `by_address` its address.
     pub fn of(
-        headers: &HeaderMap,
+        header: &ClientIdHeader,
         from_query: Option<&str>,
         address: Option<IpAddr>,
         by_address: bool,
@@ -45,7 +59,7 @@ impl RolloutClient {
                 )))
             }
         };
-        let header = match headers.get(CLIENT_ID_HEADER) {
+        let header = match &header.0 {
             Some(v) => Some(valid(
                 CLIENT_ID_HEADER,
                 v.to_str().map_err(|_| {

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use http::{HeaderMap, Method};
+use http::Method;
 use serde::Deserialize;
 
-use super::consumers::{LatestPath, LatestQuery, RolloutClient, resolve_latest};
+use super::consumers::{ClientIdHeader, LatestPath, LatestQuery, RolloutClient, resolve_latest};
 use crate::domain::ids::parse_filename;
 use crate::domain::releases;
 use crate::http::extract::{Client, Meta, NoQuery, Path, Query};
@@ -165,11 +165,11 @@ pub async fn latest(
     Meta(meta): Meta,
     Client(address): Client,
     method: Method,
-    headers: HeaderMap,
+    client_id: ClientIdHeader,
     Path(path): Path<LatestPath>,
     Query(query): Query<LatestQuery>,
 ) -> ApiResult {
-    let client = RolloutClient::of(&headers, query.client_id.as_deref(), address, true)?;
+    let client = RolloutClient::of(&client_id, query.client_id.as_deref(), address, true)?;
     let (_, _, artifact, _) = resolve_latest(&state, &path, &query, &client).await?;
     redirect(
         &state,

@@ -92,12 +92,11 @@ route_table! {
     [packs::get_channel, packs::put_channel],
 }
 
-/// What every host serves: the routes, problems for unknown paths and methods, and the two
-/// layers that give each request its body limit and 304s, and its id and log line. Axum
-/// runs a router's layers once the route is matched, so the log sees the route's pattern.
+/// What every host serves: the routes, problems for unknown paths and methods, and the
+/// layer that gives each request its id, log line, body limit and 304s. Axum runs a
+/// router's layers once the route is matched, so the layer sees the route's pattern.
 pub fn router(state: Arc<AppState>) -> Router {
     handlers()
-        .route_layer(axum::middleware::from_fn(middleware::per_route))
         .fallback(middleware::no_route)
         .method_not_allowed_fallback(middleware::wrong_method)
         .layer(axum::middleware::from_fn_with_state(

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::consumers::{LatestPath, LatestQuery, RolloutClient, resolve_latest};
+use super::consumers::{ClientIdHeader, LatestPath, LatestQuery, RolloutClient, resolve_latest};
 use super::public_cache;
 use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Slug, Version};
@@ -56,11 +56,11 @@ pub struct ReleasePath {
 pub async fn latest(
     State(state): State<Arc<AppState>>,
     Client(address): Client,
-    headers: HeaderMap,
+    client_id: ClientIdHeader,
     Path(path): Path<LatestPath>,
     Query(query): Query<LatestQuery>,
 ) -> ApiResult {
-    let client = RolloutClient::of(&headers, query.client_id.as_deref(), address, true)?;
+    let client = RolloutClient::of(&client_id, query.client_id.as_deref(), address, true)?;
     let (channel, latest, artifact, staged) =
         resolve_latest(&state, &path, &query, &client).await?;
     let body = LatestRelease {

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
-use super::consumers::RolloutClient;
+use super::consumers::{ClientIdHeader, RolloutClient};
 use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind_field};
 use crate::domain::lookup::{self, Latest, LatestArtifact};
 use crate::domain::rollout;
@@ -157,7 +157,7 @@ fn notes(text: &str) -> Option<&str> {
 pub async fn dynamic(
     State(state): State<Arc<AppState>>,
     Client(address): Client,
-    headers: HeaderMap,
+    client_id: ClientIdHeader,
     Path(path): Path<CheckPath>,
     Query(query): Query<CheckQuery>,
 ) -> ApiResult {
@@ -165,7 +165,7 @@ pub async fn dynamic(
     let (os, arch, current) = (path.target, path.arch, path.current_version);
     let channel = parse_channel(query.channel.as_deref().unwrap_or("stable"))?;
     let bundle = bundle_type(query.bundle_type.as_deref())?;
-    let client = RolloutClient::of(&headers, query.client_id.as_deref(), address, true)?;
+    let client = RolloutClient::of(&client_id, query.client_id.as_deref(), address, true)?;
 
     let served = state
         .lookups
@@ -229,14 +229,14 @@ pub async fn dynamic(
 )]
 pub async fn manifest(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    client_id: ClientIdHeader,
     Path(path): Path<ManifestPath>,
     Query(query): Query<ManifestQuery>,
 ) -> ApiResult {
     let product = path.product;
     let channel = parse_channel(&path.target)?;
     let bundle = bundle_type(query.bundle_type.as_deref())?;
-    let client = RolloutClient::of(&headers, query.client_id.as_deref(), None, false)?;
+    let client = RolloutClient::of(&client_id, query.client_id.as_deref(), None, false)?;
     let conn = state.db.conn().await?;
     let lookup::Manifest {
         rollout_percent: percent,
