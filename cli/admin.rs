@@ -1,6 +1,8 @@
-//! `atlas-hub admin bootstrap-token` (once `admin create-token`): the first admin token,
-//! created with database access (there is no unauthenticated bootstrap route). Every later
-//! token is issued over HTTP with `admin token create` (`cli/client/admin.rs`).
+//! What an operator does with database access (there is no unauthenticated bootstrap
+//! route): `atlas-hub admin bootstrap-token` (once `admin create-token`), the first admin
+//! token, and `admin access`, the rules that let operators sign in (the first one can only
+//! come from here). Every later token is issued over HTTP with `admin token create`
+//! (`cli/client/admin.rs`).
 
 use std::collections::HashMap;
 
@@ -17,6 +19,13 @@ pub struct CreateTokenArgs {
     /// Days until it expires (default: never).
     #[arg(long)]
     expires_in_days: Option<i64>,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// Where the database is: DATABASE_URL (with ATLAS_TOKEN_PEPPER), else the local Hub's.
+#[derive(clap::Args)]
+pub struct DatabaseArgs {
     /// Dev folder of `atlas-hub serve`, used when DATABASE_URL is not set.
     #[arg(long, env = "ATLAS_DEV_DIR", default_value = ".atlas")]
     dev_dir: std::path::PathBuf,
@@ -25,8 +34,8 @@ pub struct CreateTokenArgs {
     pg_port: u16,
 }
 
-/// Creates an admin token and prints it once.
-pub async fn create_token(args: CreateTokenArgs) -> Result<(), String> {
+/// The configuration and database of `args`.
+async fn database(args: &DatabaseArgs) -> Result<(Config, Db), String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let (url, pepper) = match env("DATABASE_URL") {
         Some(url) => (
@@ -61,14 +70,27 @@ pub async fn create_token(args: CreateTokenArgs) -> Result<(), String> {
     ]);
     let config = Config::from_lookup(&|k| vars.get(k).cloned()).map_err(|e| e.to_string())?;
     let db = Db::new(&config)?;
-    let mut conn = db
-        .conn()
-        .await
-        .map_err(|e| format!("{}: {}", e.code, e.cause.unwrap_or(e.detail)))?;
+    Ok((config, db))
+}
+
+fn api(e: atlas_hub::error::ApiError) -> String {
+    format!("{}: {}", e.code, e.cause.unwrap_or(e.detail))
+}
+
+fn who() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+/// Creates an admin token and prints it once.
+pub async fn create_token(args: CreateTokenArgs) -> Result<(), String> {
+    let (config, db) = database(&args.database).await?;
+    let mut conn = db.conn().await.map_err(api)?;
     let expires_at = args
         .expires_in_days
         .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(d));
-    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let spec = TokenSpec {
         name: args.name,
         kind: TokenKind::Admin,
@@ -77,10 +99,8 @@ pub async fn create_token(args: CreateTokenArgs) -> Result<(), String> {
         scopes: Vec::new(),
         channels: Vec::new(),
         expires_at,
-        created_by: format!("cli:{who}"),
+        created_by: who(),
     };
-    let api =
-        |e: atlas_hub::error::ApiError| format!("{}: {}", e.code, e.cause.unwrap_or(e.detail));
     let tx = conn.transaction().await.map_err(api)?;
     let (id, token): (uuid::Uuid, Secret) = tokens::create(&tx, &config.token_pepper, &spec)
         .await
@@ -105,4 +125,135 @@ pub async fn create_token(args: CreateTokenArgs) -> Result<(), String> {
     );
     println!("{}", token.expose());
     Ok(())
+}
+
+/// `admin access`: who may sign in to the Hub, and with which role.
+#[derive(clap::Subcommand)]
+pub enum AccessCommand {
+    /// Grants a role to whoever a provider says matches (a GitHub user, org or team, a
+    /// Microsoft tenant or group, an OIDC subject or verified e-mail).
+    Grant {
+        /// github_user, github_org, github_team (org/team), microsoft_tenant,
+        /// microsoft_group (tenant/group), oidc_subject ("issuer subject"), oidc_email.
+        #[arg(long)]
+        kind: String,
+        /// The login, org, team, tenant id, group, subject or address.
+        #[arg(long)]
+        value: String,
+        /// viewer, releaser or admin.
+        #[arg(long)]
+        role: String,
+        /// A product a releaser may move (repeatable; default every product).
+        #[arg(long = "product")]
+        products: Vec<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Lists the rules.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Removes a rule: sessions it gave a role lose it at their next request.
+    Revoke {
+        /// The rule's id (from `list`).
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Runs an `admin access` command against the database.
+pub async fn access(command: AccessCommand) -> Result<(), String> {
+    use atlas_hub::domain::sessions::{self, Role, RuleKind};
+    match command {
+        AccessCommand::Grant {
+            kind,
+            value,
+            role,
+            products,
+            database: args,
+        } => {
+            let kind = RuleKind::parse(&kind).ok_or_else(|| {
+                format!(
+                    "--kind {kind:?} is not one of {}",
+                    RuleKind::ALL.map(RuleKind::as_str).join(", ")
+                )
+            })?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| format!("--role {role:?} is not one of viewer, releaser, admin"))?;
+            let (_, db) = database(&args).await?;
+            let mut conn = db.conn().await.map_err(api)?;
+            let tx = conn.transaction().await.map_err(api)?;
+            let id = sessions::grant(&tx, kind, &value, role, &products, &who())
+                .await
+                .map_err(api)?;
+            let actor = Actor {
+                name: who(),
+                token_id: None,
+            };
+            audit::record(
+                &tx,
+                &actor,
+                "access.grant",
+                &format!("access_rule:{id}"),
+                serde_json::json!({"kind": kind.as_str(), "value": value, "role": role.as_str(), "products": products}),
+            )
+            .await
+            .map_err(api)?;
+            tx.commit().await.map_err(api)?;
+            println!(
+                "rule {id}: {} {} → {}",
+                kind.as_str(),
+                value.trim(),
+                role.as_str()
+            );
+            Ok(())
+        }
+        AccessCommand::List { database: args } => {
+            let (_, db) = database(&args).await?;
+            let conn = db.conn().await.map_err(api)?;
+            let rules = sessions::rules(&conn).await.map_err(api)?;
+            if rules.is_empty() {
+                println!(
+                    "no access rules: nobody can sign in (grant one with `admin access grant`)"
+                );
+            }
+            for r in rules {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    r.kind.as_str(),
+                    r.value,
+                    r.role.as_str(),
+                    r.products.join(",")
+                );
+            }
+            Ok(())
+        }
+        AccessCommand::Revoke { id, database: args } => {
+            let (_, db) = database(&args).await?;
+            let mut conn = db.conn().await.map_err(api)?;
+            let tx = conn.transaction().await.map_err(api)?;
+            if !sessions::revoke_rule(&tx, id).await.map_err(api)? {
+                return Err(format!("no access rule {id}"));
+            }
+            let actor = Actor {
+                name: who(),
+                token_id: None,
+            };
+            audit::record(
+                &tx,
+                &actor,
+                "access.revoke",
+                &format!("access_rule:{id}"),
+                serde_json::json!({}),
+            )
+            .await
+            .map_err(api)?;
+            tx.commit().await.map_err(api)?;
+            println!("removed rule {id}");
+            Ok(())
+        }
+    }
 }

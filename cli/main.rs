@@ -62,6 +62,10 @@ enum AdminCommand {
     Token(client::admin::TokenCommand),
     /// The audit log, newest first, a page at a time (over HTTP).
     Audit(client::admin::AuditArgs),
+    /// Who may sign in, with which role: grant, list, revoke (with database access, like
+    /// `bootstrap-token`).
+    #[command(subcommand)]
+    Access(admin::AccessCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
                 AdminCommand::Pack(c) => client::admin::pack(c).await,
                 AdminCommand::Token(c) => client::admin::token(c).await,
                 AdminCommand::Audit(a) => client::admin::audit(a).await,
+                AdminCommand::Access(c) => admin::access(c).await,
             },
             Command::Release(command) => client::release::run(command).await,
             Command::Pack(command) => client::pack::run(command).await,

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_invariants.sql",
         sql: include_str!("../../migrations/0003_invariants.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_operators.sql",
+        sql: include_str!("../../migrations/0004_operators.sql"),
+    },
 ];
 
 /// The schema version this build expects.

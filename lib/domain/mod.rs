@@ -1,4 +1,4 @@
-//! The domain: identifiers, deploy tokens, products, uploads, releases, channels, audit.
+//! The domain: identifiers, deploy tokens, operator sessions and access rules, products, uploads, releases, channels, audit.
 //! SQL lives here, in functions over [`crate::db::Sql`]; handlers never write SQL (the hot
 //! channel lookup and its batcher included: [`lookup`]).
 
@@ -13,6 +13,7 @@ pub mod page;
 pub mod products;
 pub mod releases;
 pub mod rollout;
+pub mod sessions;
 pub mod signature;
 pub mod tokens;
 pub mod uploads;

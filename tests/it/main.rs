@@ -22,5 +22,6 @@ mod packs;
 mod releases;
 mod rollout;
 mod secrets;
+mod sessions;
 mod soak;
 mod updater_clients;
