@@ -188,20 +188,8 @@ pub async fn access(command: AccessCommand) -> Result<(), String> {
             let id = sessions::grant(&tx, kind, &value, role, &products, &who())
                 .await
                 .map_err(api)?;
-            let actor = Actor {
-                name: who(),
-                token_id: None,
-            };
-            audit::record(
-                &tx,
-                &actor,
-                "access.grant",
-                &format!("access_rule:{id}"),
-                serde_json::json!({"kind": kind.as_str(), "value": value, "role": role.as_str(), "products": products}),
-            )
-            .await
-            .map_err(api)?;
-            tx.commit().await.map_err(api)?;
+            let detail = serde_json::json!({"kind": kind.as_str(), "value": value, "role": role.as_str(), "products": products});
+            audited(tx, "access.grant", id, detail).await?;
             println!(
                 "rule {id}: {} {} → {}",
                 kind.as_str(),
@@ -238,22 +226,25 @@ pub async fn access(command: AccessCommand) -> Result<(), String> {
             if !sessions::revoke_rule(&tx, id).await.map_err(api)? {
                 return Err(format!("no access rule {id}"));
             }
-            let actor = Actor {
-                name: who(),
-                token_id: None,
-            };
-            audit::record(
-                &tx,
-                &actor,
-                "access.revoke",
-                &format!("access_rule:{id}"),
-                serde_json::json!({}),
-            )
-            .await
-            .map_err(api)?;
-            tx.commit().await.map_err(api)?;
+            audited(tx, "access.revoke", id, serde_json::json!({})).await?;
             println!("removed rule {id}");
             Ok(())
         }
     }
+}
+
+/// Commits a change to rule `id` with its audit entry, as the command line's operator.
+async fn audited(
+    tx: atlas_hub::db::Tx<'_>,
+    action: &str,
+    id: i64,
+    detail: serde_json::Value,
+) -> Result<(), String> {
+    let actor = Actor {
+        name: who(),
+        token_id: None,
+    };
+    audit::commit(tx, &actor, action, &format!("access_rule:{id}"), detail)
+        .await
+        .map_err(api)
 }

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use rand::Rng;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_postgres::types::Type;
@@ -147,10 +146,6 @@ pub struct Rule {
     pub created_at: OffsetDateTime,
 }
 
-fn invalid(detail: String) -> ApiError {
-    ApiError::invalid(detail)
-}
-
 /// Adds a rule (or returns the id of the same rule already there).
 pub async fn grant(
     db: &impl Sql,
@@ -160,7 +155,7 @@ pub async fn grant(
     products: &[String],
     created_by: &str,
 ) -> Result<i64, ApiError> {
-    let value = kind.normalize(value).map_err(invalid)?;
+    let value = kind.normalize(value).map_err(ApiError::invalid)?;
     let products: Vec<String> = if products.is_empty() {
         vec!["*".to_owned()]
     } else {
@@ -252,14 +247,23 @@ pub struct Operator {
     pub expires_at: OffsetDateTime,
 }
 
-/// The strongest role the rules give someone holding `claims` (`$1`), with the products of
-/// the rules giving it.
-const ROLE_SQL: &str = "SELECT role, array_agg(DISTINCT p) AS products
-    FROM access_rules, unnest(products) AS p
-    WHERE kind || ':' || value = ANY($1)
-    GROUP BY role
-    ORDER BY CASE role WHEN 'admin' THEN 3 WHEN 'releaser' THEN 2 ELSE 1 END DESC
-    LIMIT 1";
+/// The strongest role the rules give someone holding the claims `$claims` (an SQL
+/// expression), with the products of the rules giving it: one statement text for sign-in
+/// and for every use of a session.
+macro_rules! role_of {
+    ($claims:literal) => {
+        concat!(
+            "SELECT role, array_agg(DISTINCT p) AS products
+             FROM access_rules, unnest(products) AS p
+             WHERE kind || ':' || value = ANY(",
+            $claims,
+            ")
+             GROUP BY role
+             ORDER BY CASE role WHEN 'admin' THEN 3 WHEN 'releaser' THEN 2 ELSE 1 END DESC
+             LIMIT 1"
+        )
+    };
+}
 
 /// A new session for `person` holding `claims`, or 403 when no rule grants them a role.
 /// Returns the session and the cookie value, which exists only here and in the response
@@ -272,7 +276,7 @@ pub async fn start(
     lifetimes: Lifetimes,
 ) -> Result<(Operator, Secret), ApiError> {
     let Some(role) = db
-        .query_opt(ROLE_SQL, &[(&claims, Type::TEXT_ARRAY)])
+        .query_opt(role_of!("$1"), &[(&claims, Type::TEXT_ARRAY)])
         .await?
     else {
         return Err(ApiError::new(
@@ -281,11 +285,7 @@ pub async fn start(
             format!("no access rule grants {person} a role on this Hub; ask an admin for one"),
         ));
     };
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let cookie: String = (0..43)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
+    let cookie = tokens::random_secret();
     let id = Uuid::new_v4();
     let expires_at = OffsetDateTime::now_utc() + lifetimes.absolute;
     db.query(
@@ -325,21 +325,20 @@ pub async fn authenticate(
     let idle_secs = lifetimes.idle.as_secs_f64();
     let row = db
         .query_opt(
-            "WITH s AS (
-                SELECT id, person, claims, expires_at, last_seen_at FROM operator_sessions
-                WHERE digest = $1 AND expires_at > now()
-                  AND last_seen_at > now() - make_interval(secs => $2)
-            ), touched AS (
-                UPDATE operator_sessions o SET last_seen_at = now() FROM s
-                WHERE o.id = s.id AND s.last_seen_at < now() - interval '1 minute'
-            )
-            SELECT s.id, s.person, s.expires_at, r.role, r.products FROM s,
-                LATERAL (SELECT role, array_agg(DISTINCT p) AS products
-                         FROM access_rules, unnest(products) AS p
-                         WHERE kind || ':' || value = ANY(s.claims)
-                         GROUP BY role
-                         ORDER BY CASE role WHEN 'admin' THEN 3 WHEN 'releaser' THEN 2 ELSE 1 END DESC
-                         LIMIT 1) r",
+            concat!(
+                "WITH s AS (
+                    SELECT id, person, claims, expires_at, last_seen_at FROM operator_sessions
+                    WHERE digest = $1 AND expires_at > now()
+                      AND last_seen_at > now() - make_interval(secs => $2)
+                ), touched AS (
+                    UPDATE operator_sessions o SET last_seen_at = now() FROM s
+                    WHERE o.id = s.id AND s.last_seen_at < now() - interval '1 minute'
+                )
+                SELECT s.id, s.person, s.expires_at, r.role, r.products
+                FROM s, LATERAL (",
+                role_of!("s.claims"),
+                ") r"
+            ),
             &[
                 (&tokens::digest(pepper, cookie), Type::BYTEA),
                 (&idle_secs, Type::FLOAT8),

@@ -97,17 +97,22 @@ pub struct NewToken {
 
 /// Generates a token of `kind`: prefix + 43 alphanumeric characters (≥ 256 bits).
 pub fn generate(kind: TokenKind, pepper: &Secret) -> NewToken {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let random: String = (0..43)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    let plaintext = format!("{}{random}", kind.prefix());
+    let plaintext = format!("{}{}", kind.prefix(), random_secret());
     let digest = digest(pepper, &plaintext);
     NewToken {
         plaintext: Secret::new(plaintext),
         digest,
     }
+}
+
+/// 43 random alphanumeric characters (≥ 256 bits): the secret part of tokens and session
+/// cookies.
+pub fn random_secret() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..43)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// HMAC-SHA256(pepper, token).

@@ -26,6 +26,14 @@ fn access(url: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The role a cookie value's session has now, if it is live.
+async fn live(conn: &impl atlas_hub::db::Sql, cookie: &str) -> Option<Role> {
+    sessions::authenticate(conn, &Secret::new(PEPPER), cookie, Lifetimes::default())
+        .await
+        .unwrap()
+        .map(|o| o.role)
+}
+
 fn claims(list: &[&str]) -> Vec<String> {
     list.iter().map(|c| (*c).to_owned()).collect()
 }
@@ -164,12 +172,7 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
         (seen.session_id, seen.role),
         (member.session_id, Role::Releaser)
     );
-    assert!(
-        sessions::authenticate(&conn, &pepper, "not-a-session", life)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(live(&conn, "not-a-session").await, None);
     assert_ne!(
         cookie.expose(),
         admin_cookie.expose(),
@@ -191,19 +194,8 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
     // Removing the team rule ends the member's access at once; the admin keeps theirs.
     let (ok, _, err) = access(&url, &["revoke", &team_rule.to_string()]);
     assert!(ok, "{err}");
-    assert!(
-        sessions::authenticate(&conn, &pepper, cookie.expose(), life)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        sessions::authenticate(&conn, &pepper, admin_cookie.expose(), life)
-            .await
-            .unwrap()
-            .map(|o| o.role),
-        Some(Role::Admin)
-    );
+    assert_eq!(live(&conn, cookie.expose()).await, None);
+    assert_eq!(live(&conn, admin_cookie.expose()).await, Some(Role::Admin));
     let (ok, _, err) = access(&url, &["revoke", &team_rule.to_string()]);
     assert!(!ok && err.contains("no access rule"), "{err}");
 
@@ -214,44 +206,24 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
     )
     .await
     .unwrap();
-    assert!(
-        sessions::authenticate(&conn, &pepper, admin_cookie.expose(), life)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(live(&conn, admin_cookie.expose()).await, None);
     rows.execute("UPDATE operator_sessions SET last_seen_at = now(), expires_at = now() - interval '1 second'", &[])
         .await
         .unwrap();
-    assert!(
-        sessions::authenticate(&conn, &pepper, admin_cookie.expose(), life)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(live(&conn, admin_cookie.expose()).await, None);
     rows.execute(
         "UPDATE operator_sessions SET expires_at = now() + interval '1 day'",
         &[],
     )
     .await
     .unwrap();
-    assert!(
-        sessions::authenticate(&conn, &pepper, admin_cookie.expose(), life)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert_eq!(live(&conn, admin_cookie.expose()).await, Some(Role::Admin));
     assert!(
         sessions::end(&conn, &pepper, admin_cookie.expose())
             .await
             .unwrap()
     );
-    assert!(
-        sessions::authenticate(&conn, &pepper, admin_cookie.expose(), life)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(live(&conn, admin_cookie.expose()).await, None);
 
     // Every grant and removal is in the audit log.
     let audited: i64 = rows
