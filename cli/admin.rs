@@ -1,7 +1,7 @@
 //! What an operator does with database access (there is no unauthenticated bootstrap
 //! route): `atlas-hub admin bootstrap-token` (once `admin create-token`), the first admin
-//! token, and `admin access`, the rules that let operators sign in (the first one can only
-//! come from here). Every later token is issued over HTTP with `admin token create`
+//! token, and `admin bootstrap-access`, the first rule that lets operators sign in. Every
+//! later token and rule is made over HTTP with `admin token create` and `admin access grant`
 //! (`cli/client/admin.rs`).
 
 use std::collections::HashMap;
@@ -127,110 +127,54 @@ pub async fn create_token(args: CreateTokenArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// `admin access`: who may sign in to the Hub, and with which role.
-#[derive(clap::Subcommand)]
-pub enum AccessCommand {
-    /// Grants a role to whoever a provider says matches (a GitHub user, org or team, a
-    /// Microsoft tenant or group, an OIDC subject or verified e-mail).
-    Grant {
-        /// github_user, github_org, github_team (org/team), microsoft_tenant,
-        /// microsoft_group (tenant/group), oidc_subject ("issuer subject"), oidc_email.
-        #[arg(long)]
-        kind: String,
-        /// The login, org, team, tenant id, group, subject or address.
-        #[arg(long)]
-        value: String,
-        /// viewer, releaser or admin.
-        #[arg(long)]
-        role: String,
-        /// A product a releaser may move (repeatable; default every product).
-        #[arg(long = "product")]
-        products: Vec<String>,
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
-    /// Lists the rules.
-    List {
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
-    /// Removes a rule: sessions it gave a role lose it at their next request.
-    Revoke {
-        /// The rule's id (from `list`).
-        id: i64,
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
+/// `admin bootstrap-access`: the first sign-in rule, with database access.
+#[derive(clap::Args)]
+pub struct BootstrapAccessArgs {
+    #[command(flatten)]
+    rule: crate::client::admin::RuleArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
-/// Runs an `admin access` command against the database.
-pub async fn access(command: AccessCommand) -> Result<(), String> {
+/// Grants a role by rule straight in the database, audited as the command line's user.
+pub async fn bootstrap_access(args: BootstrapAccessArgs) -> Result<(), String> {
     use atlas_hub::domain::sessions::{self, Role, RuleKind};
-    match command {
-        AccessCommand::Grant {
-            kind,
-            value,
-            role,
-            products,
-            database: args,
-        } => {
-            let kind = RuleKind::parse(&kind).ok_or_else(|| {
-                format!(
-                    "--kind {kind:?} is not one of {}",
-                    RuleKind::ALL.map(RuleKind::as_str).join(", ")
-                )
-            })?;
-            let role = Role::parse(&role)
-                .ok_or_else(|| format!("--role {role:?} is not one of viewer, releaser, admin"))?;
-            let (_, db) = database(&args).await?;
-            let mut conn = db.conn().await.map_err(api)?;
-            let tx = conn.transaction().await.map_err(api)?;
-            let id = sessions::grant(&tx, kind, &value, role, &products, &who())
-                .await
-                .map_err(api)?;
-            let detail = serde_json::json!({"kind": kind.as_str(), "value": value, "role": role.as_str(), "products": products});
-            audited(tx, "access.grant", id, detail).await?;
-            println!(
-                "rule {id}: {} {} → {}",
-                kind.as_str(),
-                value.trim(),
-                role.as_str()
-            );
-            Ok(())
-        }
-        AccessCommand::List { database: args } => {
-            let (_, db) = database(&args).await?;
-            let conn = db.conn().await.map_err(api)?;
-            let rules = sessions::rules(&conn).await.map_err(api)?;
-            if rules.is_empty() {
-                println!(
-                    "no access rules: nobody can sign in (grant one with `admin access grant`)"
-                );
-            }
-            for r in rules {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    r.id,
-                    r.kind.as_str(),
-                    r.value,
-                    r.role.as_str(),
-                    r.products.join(",")
-                );
-            }
-            Ok(())
-        }
-        AccessCommand::Revoke { id, database: args } => {
-            let (_, db) = database(&args).await?;
-            let mut conn = db.conn().await.map_err(api)?;
-            let tx = conn.transaction().await.map_err(api)?;
-            if !sessions::revoke_rule(&tx, id).await.map_err(api)? {
-                return Err(format!("no access rule {id}"));
-            }
-            audited(tx, "access.revoke", id, serde_json::json!({})).await?;
-            println!("removed rule {id}");
-            Ok(())
-        }
-    }
+    let rule = args.rule;
+    let kind = RuleKind::parse(&rule.kind)
+        .filter(|k| *k != RuleKind::LocalUser)
+        .ok_or_else(|| {
+            format!(
+                "--kind {:?} is not one of {}",
+                rule.kind,
+                RuleKind::ALL
+                    .iter()
+                    .filter(|k| **k != RuleKind::LocalUser)
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    let role = Role::parse(&rule.role).ok_or_else(|| {
+        format!(
+            "--role {:?} is not one of viewer, releaser, admin",
+            rule.role
+        )
+    })?;
+    let (_, db) = database(&args.database).await?;
+    let mut conn = db.conn().await.map_err(api)?;
+    let tx = conn.transaction().await.map_err(api)?;
+    let id = sessions::grant(&tx, kind, &rule.value, role, &rule.products, &who())
+        .await
+        .map_err(api)?;
+    let detail = serde_json::json!({"kind": kind.as_str(), "value": rule.value, "role": role.as_str(), "products": rule.products});
+    audited(tx, "access.grant", id, detail).await?;
+    println!(
+        "rule {id}: {} {} -> {}",
+        kind.as_str(),
+        rule.value.trim(),
+        role.as_str()
+    );
+    Ok(())
 }
 
 /// Commits a change to rule `id` with its audit entry, as the command line's operator.

@@ -1,5 +1,6 @@
-//! `atlas-hub`: run the Hub locally, apply migrations, bootstrap the first admin token, the
-//! operator commands (products, packs, tokens, audit) and the release client CI uses against
+//! `atlas-hub`: run the Hub locally, apply migrations, bootstrap the first admin token and
+//! sign-in rule, the operator commands (products, packs, tokens, access, audit) and the
+//! release client CI uses against
 //! a Hub (publish, promote, roll back, yank, pack deploy, verify).
 
 mod admin;
@@ -62,10 +63,13 @@ enum AdminCommand {
     Token(client::admin::TokenCommand),
     /// The audit log, newest first, a page at a time (over HTTP).
     Audit(client::admin::AuditArgs),
-    /// Who may sign in, with which role: grant, list, revoke (with database access, like
-    /// `bootstrap-token`).
+    /// Who may sign in, with which role: grant, list, revoke (over HTTP). For the first rule,
+    /// which needs database access, use `admin bootstrap-access`.
     #[command(subcommand)]
-    Access(admin::AccessCommand),
+    Access(client::admin::AccessCommand),
+    /// The first sign-in rule, written straight into the database (like `bootstrap-token`):
+    /// e.g. `--kind github_user --value octocat --role admin`.
+    BootstrapAccess(admin::BootstrapAccessArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,7 +94,8 @@ fn main() -> ExitCode {
                 AdminCommand::Pack(c) => client::admin::pack(c).await,
                 AdminCommand::Token(c) => client::admin::token(c).await,
                 AdminCommand::Audit(a) => client::admin::audit(a).await,
-                AdminCommand::Access(c) => admin::access(c).await,
+                AdminCommand::Access(c) => client::admin::access(c).await,
+                AdminCommand::BootstrapAccess(a) => admin::bootstrap_access(a).await,
             },
             Command::Release(command) => client::release::run(command).await,
             Command::Pack(command) => client::pack::run(command).await,

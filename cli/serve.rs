@@ -121,7 +121,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
 
     let report = migrate_url(config.database_url.expose()).await?;
-    let state = Arc::new(AppState::new(config)?);
+    // With no sign-in provider configured, the developer signs in with one click (the
+    // route exists only in this process's router: no deployed function has it).
+    let local_signin = !config.signin.any();
+    let mut state = AppState::new(config)?;
+    state.local_signin = local_signin;
+    let state = Arc::new(state);
 
     for line in &started {
         println!("started {line}");
@@ -132,13 +137,17 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     println!("schema version {}", report.version);
     println!("Atlas Hub listening on http://{addr}");
     println!("  try: curl http://{addr}/api/health");
+    let router = if local_signin {
+        println!(
+            "  sign in (local developer, admin): http://{addr}{}",
+            atlas_hub::routes::local::PATH
+        );
+        atlas_hub::routes::local_router(state)
+    } else {
+        atlas_hub::routes::router(state)
+    };
 
-    let result = atlas_hub::hosts::local::serve(
-        atlas_hub::routes::router(state),
-        listener,
-        shutdown_signal(),
-    )
-    .await;
+    let result = atlas_hub::hosts::local::serve(router, listener, shutdown_signal()).await;
     drop(s3);
     if let Some(pg) = postgres {
         pg.stop();

@@ -64,6 +64,10 @@ codes! {
     OidcInvalid => "oidc_invalid",
     OidcClaimsMismatch => "oidc_claims_mismatch",
     RateLimited => "rate_limited",
+    // Operators in a browser.
+    SigninFailed => "signin_failed",
+    SessionInvalid => "session_invalid",
+    CsrfFailed => "csrf_failed",
     // Publishing, channels, immutability.
     VersionExists => "version_exists",
     BuildExists => "build_exists",
@@ -93,6 +97,7 @@ codes! {
     DbUnavailable => "db_unavailable",
     StorageUnavailable => "storage_unavailable",
     OidcUnavailable => "oidc_unavailable",
+    ProviderUnavailable => "provider_unavailable",
     Internal => "internal",
 }
 
@@ -208,6 +213,12 @@ impl ApiError {
             Code::MethodNotAllowed,
             format!("this route does not answer {method}; its Allow header lists what it does"),
         )
+    }
+
+    /// Keeps `cause` for the log (never sent to the client).
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
     }
 
     /// Adds members to the problem body.

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::domain::lookup::LookupBatcher;
 use crate::domain::oidc::OidcVerifier;
+use crate::domain::signin::Providers;
 use crate::storage::Storage;
 
 /// Per-instance state: configuration, database pool, storage client.
@@ -19,6 +20,11 @@ pub struct AppState {
     pub oidc: OidcVerifier,
     /// Concurrent channel lookups, sent to the database in batches.
     pub lookups: Arc<LookupBatcher>,
+    /// Operator sign-in providers (discovery fetched on first use).
+    pub signin: Providers,
+    /// Whether the local developer sign-in is offered (only `atlas-hub serve` sets it, and
+    /// only its router has the route).
+    pub local_signin: bool,
 }
 
 impl AppState {
@@ -28,12 +34,15 @@ impl AppState {
         let storage = Storage::new(&config.storage);
         let oidc = OidcVerifier::new(&config.oidc_issuer, config.oidc_audience.as_deref());
         let lookups = LookupBatcher::new(db.clone(), config.db_pooler, &config.hub_url);
+        let signin = Providers::new(&config);
         Ok(Self {
             config,
             db,
             storage,
             oidc,
             lookups,
+            signin,
+            local_signin: false,
         })
     }
 

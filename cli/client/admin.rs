@@ -1,6 +1,7 @@
-//! `atlas-hub admin product|pack|token|audit …`: operator commands over HTTP with an admin
-//! token (`ATLAS_ADMIN_TOKEN`), no database access. (`admin bootstrap-token`, which makes the
-//! first admin token with database access, lives in `cli/admin.rs`.)
+//! `atlas-hub admin product|pack|token|access|audit …`: operator commands over HTTP with an
+//! admin token (`ATLAS_ADMIN_TOKEN`), no database access. (`admin bootstrap-token` and
+//! `admin bootstrap-access`, which make the first admin token and the first sign-in rule with
+//! database access, live in `cli/admin.rs`.)
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -72,6 +73,54 @@ pub enum TokenCommand {
     List(ListArgs),
     /// Revoke a token by id (idempotent).
     Revoke(TokenRevokeArgs),
+}
+
+/// `admin access …`: who may sign in, and with which role.
+#[derive(clap::Subcommand)]
+pub enum AccessCommand {
+    /// Grant a role to whoever a provider says matches (a GitHub user, org or team, a
+    /// Microsoft tenant or group, an OIDC subject or verified e-mail).
+    Grant(AccessGrantArgs),
+    /// List the rules.
+    List(ListArgs),
+    /// Remove a rule: whoever only it let in loses access at their next request.
+    Revoke(AccessRevokeArgs),
+}
+
+/// What a rule names and grants (both `admin access grant` and `admin bootstrap-access`).
+#[derive(clap::Args)]
+pub struct RuleArgs {
+    /// github_user, github_org, github_team (org/team), microsoft_tenant, microsoft_group
+    /// (tenant/group), oidc_subject ("issuer subject"), oidc_email.
+    #[arg(long)]
+    pub kind: String,
+    /// The login, org, team, tenant id, group, subject or address.
+    #[arg(long)]
+    pub value: String,
+    /// viewer, releaser or admin.
+    #[arg(long)]
+    pub role: String,
+    /// A product a releaser may move (repeatable; default every product).
+    #[arg(long = "product")]
+    pub products: Vec<String>,
+}
+
+/// `admin access grant`.
+#[derive(clap::Args)]
+pub struct AccessGrantArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
+    rule: RuleArgs,
+}
+
+/// `admin access revoke`.
+#[derive(clap::Args)]
+pub struct AccessRevokeArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The rule's id (from `admin access list`).
+    id: String,
 }
 
 /// A list command.
@@ -324,6 +373,83 @@ pub async fn token(command: TokenCommand) -> Result<(), String> {
         TokenCommand::Revoke(a) => token_revoke(a).await,
     }
     .map_err(String::from)
+}
+
+/// Runs an `admin access` command.
+pub async fn access(command: AccessCommand) -> Result<(), String> {
+    match command {
+        AccessCommand::Grant(a) => access_grant(a).await,
+        AccessCommand::List(a) => access_list(a).await,
+        AccessCommand::Revoke(a) => access_revoke(a).await,
+    }
+    .map_err(String::from)
+}
+
+async fn access_grant(a: AccessGrantArgs) -> Result<(), ClientError> {
+    let hub = a.admin.hub()?;
+    let mut body = json!({"kind": a.rule.kind, "value": a.rule.value, "role": a.rule.role});
+    if !a.rule.products.is_empty() {
+        body["products"] = json!(a.rule.products);
+    }
+    let rule = hub
+        .call(
+            Method::POST,
+            "/api/v1/admin/access",
+            Some(&body),
+            "grant access",
+        )
+        .await?
+        .json();
+    println!(
+        "rule {}: {} {} -> {} ({})",
+        text(&rule["id"]),
+        text(&rule["kind"]),
+        text(&rule["value"]),
+        text(&rule["role"]),
+        list(&rule["products"])
+    );
+    Ok(())
+}
+
+async fn access_list(a: ListArgs) -> Result<(), ClientError> {
+    let hub = a.admin.hub()?;
+    let body = hub
+        .get_json("/api/v1/admin/access", "list access rules")
+        .await?;
+    if a.out.json {
+        println!("{body}");
+        return Ok(());
+    }
+    if array(&body["rules"]).is_empty() {
+        eprintln!("no access rules: nobody can sign in (grant one with `admin access grant`)");
+    }
+    let mut t = Table::new(&["ID", "KIND", "VALUE", "ROLE", "PRODUCTS", "BY", "CREATED"]);
+    for r in array(&body["rules"]) {
+        t.row(vec![
+            text(&r["id"]),
+            text(&r["kind"]),
+            text(&r["value"]),
+            text(&r["role"]),
+            list(&r["products"]),
+            text(&r["createdBy"]),
+            text(&r["createdAt"]),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+async fn access_revoke(a: AccessRevokeArgs) -> Result<(), ClientError> {
+    let hub = a.admin.hub()?;
+    hub.call(
+        Method::DELETE,
+        &format!("/api/v1/admin/access/{}", segment(&a.id)),
+        None,
+        &format!("remove access rule {}", a.id),
+    )
+    .await?;
+    println!("removed rule {}", a.id);
+    Ok(())
 }
 
 /// Runs `admin audit`.

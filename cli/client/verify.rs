@@ -1,7 +1,9 @@
 //! `atlas-hub verify`: the post-deploy checklist as one command. Health (with storage),
 //! latest lookups for every product, channel and platform, download redirects (a 302 with
 //! no body bytes to a presigned URL storage honours), the runner installer, and the updater
-//! endpoints. Prints a pass/fail table; exits non-zero when any check fails.
+//! endpoints, and the operator sign-in (the session endpoint answers a cookieless request
+//! "signed out", and each configured provider's authorization redirect is well-formed).
+//! Prints a pass/fail table; exits non-zero when any check fails.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -117,6 +119,7 @@ pub async fn run(a: VerifyArgs) -> Result<(), String> {
         product(&hub, &mut report, &mut state, p, &channel_filter).await;
     }
     installer(&hub, &mut report).await;
+    signin(&hub, &mut report).await;
 
     let failed = report.count(Outcome::Fail);
     if a.json {
@@ -713,6 +716,139 @@ async fn manifest(hub: &Hub, r: &mut Report, product: &str, channel: &str, curre
 }
 
 /// The runner install script is served, and downloads from this Hub.
+/// The operator sign-in (seed §6.1, "auth flows"): a cookieless request to the session
+/// endpoint is answered "signed out", and each configured provider's sign-in redirects to its
+/// authorization endpoint with this Hub's client id, a callback on this Hub, PKCE (S256), a
+/// state (and a nonce for OpenID Connect), binding the flow to the browser with a `__Host-`
+/// cookie. Nothing is signed in: the flows started expire unused.
+async fn signin(hub: &Hub, r: &mut Report) {
+    const CHECK: &str = "sign-in";
+    let path = "/api/v1/auth/session";
+    let answer = match get(hub, path).await {
+        Ok(a) => a,
+        Err(e) => return r.add(Outcome::Fail, CHECK, path, e.to_string()),
+    };
+    let body = answer.json();
+    if !answer.status.is_success() || body["signedIn"] != false {
+        return r.add(
+            Outcome::Fail,
+            CHECK,
+            path,
+            format!(
+                "answered {} {body} to a request without a session cookie, not signedIn: false",
+                answer.status.as_u16()
+            ),
+        );
+    }
+    let providers: Vec<(String, String)> = body["providers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p["id"].as_str()?.to_owned(),
+                p["signInUrl"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let names: Vec<&str> = providers.iter().map(|(id, _)| id.as_str()).collect();
+    r.add(
+        Outcome::Pass,
+        CHECK,
+        path,
+        if names.is_empty() {
+            "signed out; no sign-in provider is configured (tokens only)".to_owned()
+        } else {
+            format!("signed out; providers: {}", names.join(", "))
+        },
+    );
+    for (id, url) in providers {
+        let path = format!("{url}?returnTo=/");
+        match get(hub, &path).await {
+            Ok(answer) => {
+                let (outcome, detail) = authorization_redirect(hub, &id, &answer);
+                r.add(outcome, CHECK, &path, detail);
+            }
+            Err(e) => r.add(Outcome::Fail, CHECK, &path, e.to_string()),
+        }
+    }
+}
+
+/// Whether a sign-in's answer is a well-formed authorization redirect.
+fn authorization_redirect(hub: &Hub, id: &str, answer: &Answer) -> (Outcome, String) {
+    let location = answer.header("location").unwrap_or_default();
+    if answer.status != reqwest::StatusCode::FOUND {
+        let why = answer.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        return (
+            Outcome::Fail,
+            format!(
+                "answered {} instead of a redirect: {why}",
+                answer.status.as_u16()
+            ),
+        );
+    }
+    let Ok(url) = reqwest::Url::parse(location) else {
+        return (
+            Outcome::Fail,
+            format!("redirects to {location:?}, not a URL"),
+        );
+    };
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let callback = hub.url(&format!("/api/v1/auth/callback/{id}"));
+    let mut missing = Vec::new();
+    if param("response_type").as_deref() != Some("code") {
+        missing.push("response_type=code".to_owned());
+    }
+    if param("client_id").is_none_or(|c| c.is_empty()) {
+        missing.push("client_id".to_owned());
+    }
+    if param("redirect_uri").as_deref() != Some(callback.as_str()) {
+        missing.push(format!(
+            "redirect_uri {callback} (it is {:?}: is ATLAS_HUB_URL this Hub's URL?)",
+            param("redirect_uri").unwrap_or_default()
+        ));
+    }
+    if param("code_challenge_method").as_deref() != Some("S256")
+        || param("code_challenge").is_none_or(|c| c.len() < 43)
+    {
+        missing.push("PKCE (code_challenge, S256)".to_owned());
+    }
+    if param("state").is_none_or(|s| s.len() < 32) {
+        missing.push("state".to_owned());
+    }
+    if id != "github" && param("nonce").is_none_or(|s| s.len() < 32) {
+        missing.push("nonce".to_owned());
+    }
+    let cookie = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-atlas-signin="));
+    if !cookie.is_some_and(|c| c.contains("Secure") && c.contains("HttpOnly")) {
+        missing.push("the __Host-atlas-signin flow cookie (Secure, HttpOnly)".to_owned());
+    }
+    let endpoint = format!("{}{}", url.origin().ascii_serialization(), url.path());
+    if missing.is_empty() {
+        (
+            Outcome::Pass,
+            format!("redirects to {endpoint} with client id, callback on this Hub, PKCE, state"),
+        )
+    } else {
+        (
+            Outcome::Fail,
+            format!("the redirect to {endpoint} lacks {}", missing.join("; ")),
+        )
+    }
+}
+
 async fn installer(hub: &Hub, r: &mut Report) {
     let path = "/download/runner/install";
     let answer = match get(hub, path).await {

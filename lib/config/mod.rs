@@ -5,8 +5,10 @@
 
 pub mod blob;
 mod limits;
+mod signin;
 
 pub use limits::{Limits, Rate};
+pub use signin::{GithubSignin, MicrosoftSignin, OidcSignin, SigninConfig};
 
 use std::fmt;
 use std::time::Duration;
@@ -64,6 +66,9 @@ pub struct Config {
     /// `ATLAS_LOG`: `info` (default: one line per request) or `debug` (adds the query,
     /// header names with sensitive values redacted, and each problem's detail).
     pub log: LogLevel,
+    /// Operator sign-in: the providers that are on and session lifetimes
+    /// ([`SigninConfig`]).
+    pub signin: SigninConfig,
 }
 
 /// How much the request log says.
@@ -391,6 +396,8 @@ impl Config {
             }
         };
 
+        let signin = signin::read(&mut r);
+
         if !r.problems.is_empty() {
             return Err(ConfigError {
                 problems: r.problems,
@@ -410,6 +417,7 @@ impl Config {
             cache_s_maxage,
             limits,
             log,
+            signin,
         })
     }
 }

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_operators.sql",
         sql: include_str!("../../migrations/0004_operators.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_signin.sql",
+        sql: include_str!("../../migrations/0005_signin.sql"),
+    },
 ];
 
 /// The schema version this build expects.

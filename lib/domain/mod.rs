@@ -15,5 +15,6 @@ pub mod releases;
 pub mod rollout;
 pub mod sessions;
 pub mod signature;
+pub mod signin;
 pub mod tokens;
 pub mod uploads;

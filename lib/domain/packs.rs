@@ -583,10 +583,10 @@ pub async fn authorize(
         }
     }
     if let Some(action) = action {
-        limits::take(db, limits, action, &principal.token_id.to_string()).await?;
+        limits::take(db, limits, action, &principal.key()).await?;
     }
     Ok(Actor {
         name: principal.actor(),
-        token_id: Some(principal.token_id),
+        token_id: principal.token_id(),
     })
 }

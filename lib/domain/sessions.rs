@@ -9,18 +9,20 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::config::Secret;
+use crate::config::{Secret, SigninConfig};
 use crate::db::Sql;
-use crate::domain::tokens;
+use crate::domain::tokens::{self, Credential, Principal, Scope, TokenKind};
 use crate::error::{ApiError, Code};
 
 /// What an operator may do, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything an admin reads.
@@ -48,7 +50,7 @@ impl Role {
 }
 
 /// What a rule names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// A GitHub login.
@@ -65,10 +67,12 @@ pub enum RuleKind {
     OidcSubject,
     /// A verified e-mail address from an OpenID provider.
     OidcEmail,
+    /// The developer sign-in of `atlas-hub serve` (no deployed function offers it).
+    LocalUser,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 7] = [
+    pub const ALL: [RuleKind; 8] = [
         RuleKind::GithubUser,
         RuleKind::GithubOrg,
         RuleKind::GithubTeam,
@@ -76,6 +80,7 @@ impl RuleKind {
         RuleKind::MicrosoftGroup,
         RuleKind::OidcSubject,
         RuleKind::OidcEmail,
+        RuleKind::LocalUser,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -91,6 +96,7 @@ impl RuleKind {
             RuleKind::MicrosoftGroup => "microsoft_group",
             RuleKind::OidcSubject => "oidc_subject",
             RuleKind::OidcEmail => "oidc_email",
+            RuleKind::LocalUser => "local_user",
         }
     }
 
@@ -105,9 +111,10 @@ impl RuleKind {
                 && s.chars().all(|c| !c.is_control() && !c.is_whitespace())
         };
         let ok = match self {
-            RuleKind::GithubUser | RuleKind::GithubOrg | RuleKind::MicrosoftTenant => {
-                plain(v) && !v.contains('/')
-            }
+            RuleKind::GithubUser
+            | RuleKind::GithubOrg
+            | RuleKind::MicrosoftTenant
+            | RuleKind::LocalUser => plain(v) && !v.contains('/'),
             RuleKind::GithubTeam | RuleKind::MicrosoftGroup => v
                 .split_once('/')
                 .is_some_and(|(a, b)| plain(a) && plain(b) && !b.contains('/')),
@@ -132,7 +139,8 @@ impl RuleKind {
 }
 
 /// One access rule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AccessRule)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     pub id: i64,
@@ -233,6 +241,19 @@ impl Default for Lifetimes {
     }
 }
 
+impl From<&SigninConfig> for Lifetimes {
+    fn from(c: &SigninConfig) -> Self {
+        Lifetimes {
+            idle: c.idle,
+            absolute: c.absolute,
+        }
+    }
+}
+
+/// How often a session's provider claims (GitHub organization and team memberships) are
+/// read again from the provider.
+pub const RECHECK: Duration = Duration::from_secs(15 * 60);
+
 /// A signed-in operator, as a request sees them.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -245,6 +266,44 @@ pub struct Operator {
     pub products: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+}
+
+impl Operator {
+    /// What this operator may do, as the routes check it: an admin as an admin token, a
+    /// releaser as an app token that may promote and yank on the rules' products (any
+    /// channel), a viewer as one that may do nothing but read.
+    pub fn principal(&self) -> Principal {
+        let (kind, scopes) = match self.role {
+            Role::Admin => (TokenKind::Admin, Vec::new()),
+            Role::Releaser => (
+                TokenKind::App,
+                [Scope::Promote, Scope::Yank]
+                    .map(|s| s.as_str().to_owned())
+                    .to_vec(),
+            ),
+            Role::Viewer => (TokenKind::App, Vec::new()),
+        };
+        Principal {
+            credential: Credential::Session(self.session_id, self.role),
+            name: self.person.clone(),
+            kind,
+            products: self.products.clone(),
+            pack_id: None,
+            scopes,
+            channels: vec!["*".to_owned()],
+        }
+    }
+}
+
+/// Where a session came from, and what its re-check needs.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The provider's id (`github`, `microsoft`, `oidc`, `local`).
+    pub provider: String,
+    /// The provider's access token, sealed, for re-checks.
+    pub sealed_token: Option<Vec<u8>>,
+    /// The browser's `User-Agent`, shown in session lists (cut to 300 characters).
+    pub user_agent: Option<String>,
 }
 
 /// The strongest role the rules give someone holding the claims `$claims` (an SQL
@@ -273,6 +332,7 @@ pub async fn start(
     pepper: &Secret,
     person: &str,
     claims: &[String],
+    origin: &Origin,
     lifetimes: Lifetimes,
 ) -> Result<(Operator, Secret), ApiError> {
     let Some(role) = db
@@ -288,15 +348,23 @@ pub async fn start(
     let cookie = tokens::random_secret();
     let id = Uuid::new_v4();
     let expires_at = OffsetDateTime::now_utc() + lifetimes.absolute;
+    let user_agent: Option<String> = origin
+        .user_agent
+        .as_deref()
+        .map(|ua| ua.chars().filter(|c| !c.is_control()).take(300).collect());
     db.query(
-        "INSERT INTO operator_sessions (id, digest, person, claims, expires_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO operator_sessions
+            (id, digest, person, claims, expires_at, provider, provider_token, user_agent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             (&id, Type::UUID),
             (&tokens::digest(pepper, &cookie), Type::BYTEA),
             (&person, Type::TEXT),
             (&claims, Type::TEXT_ARRAY),
             (&expires_at, Type::TIMESTAMPTZ),
+            (&origin.provider, Type::TEXT),
+            (&origin.sealed_token, Type::BYTEA),
+            (&user_agent, Type::TEXT),
         ],
     )
     .await?;
@@ -319,6 +387,28 @@ pub async fn authenticate(
     cookie: &str,
     lifetimes: Lifetimes,
 ) -> Result<Option<Operator>, ApiError> {
+    Ok(lookup(db, pepper, cookie, lifetimes)
+        .await?
+        .map(|live| live.operator))
+}
+
+/// A live session and what its re-check needs.
+#[derive(Debug)]
+pub struct Live {
+    pub operator: Operator,
+    pub provider: String,
+    /// The sealed provider token, when the provider's claims must be read again now
+    /// (last read more than [`RECHECK`] ago, and the provider keeps a token).
+    pub recheck: Option<Vec<u8>>,
+}
+
+/// [`authenticate`], with what the caller needs to re-check the session's claims.
+pub async fn lookup(
+    db: &impl Sql,
+    pepper: &Secret,
+    cookie: &str,
+    lifetimes: Lifetimes,
+) -> Result<Option<Live>, ApiError> {
     if cookie.is_empty() || cookie.len() > 200 {
         return Ok(None);
     }
@@ -327,14 +417,17 @@ pub async fn authenticate(
         .query_opt(
             concat!(
                 "WITH s AS (
-                    SELECT id, person, claims, expires_at, last_seen_at FROM operator_sessions
+                    SELECT id, person, claims, expires_at, last_seen_at, provider,
+                           CASE WHEN checked_at < now() - make_interval(secs => $3)
+                                THEN provider_token END AS recheck
+                    FROM operator_sessions
                     WHERE digest = $1 AND expires_at > now()
                       AND last_seen_at > now() - make_interval(secs => $2)
                 ), touched AS (
                     UPDATE operator_sessions o SET last_seen_at = now() FROM s
                     WHERE o.id = s.id AND s.last_seen_at < now() - interval '1 minute'
                 )
-                SELECT s.id, s.person, s.expires_at, r.role, r.products
+                SELECT s.id, s.person, s.expires_at, s.provider, s.recheck, r.role, r.products
                 FROM s, LATERAL (",
                 role_of!("s.claims"),
                 ") r"
@@ -342,16 +435,105 @@ pub async fn authenticate(
             &[
                 (&tokens::digest(pepper, cookie), Type::BYTEA),
                 (&idle_secs, Type::FLOAT8),
+                (&RECHECK.as_secs_f64(), Type::FLOAT8),
             ],
         )
         .await?;
-    Ok(row.map(|r| Operator {
-        session_id: r.get("id"),
-        person: r.get("person"),
-        role: Role::parse(r.get("role")).unwrap_or(Role::Viewer),
-        products: r.get("products"),
-        expires_at: r.get("expires_at"),
+    Ok(row.map(|r| Live {
+        operator: Operator {
+            session_id: r.get("id"),
+            person: r.get("person"),
+            role: Role::parse(r.get("role")).unwrap_or(Role::Viewer),
+            products: r.get("products"),
+            expires_at: r.get("expires_at"),
+        },
+        provider: r.get("provider"),
+        recheck: r.get("recheck"),
     }))
+}
+
+/// Replaces a session's claims with what its provider says now, and marks it checked.
+pub async fn set_claims(db: &impl Sql, id: Uuid, claims: &[String]) -> Result<(), ApiError> {
+    db.query(
+        "UPDATE operator_sessions SET claims = $2, checked_at = now() WHERE id = $1",
+        &[(&id, Type::UUID), (&claims, Type::TEXT_ARRAY)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One session as its owner (or an admin) sees it: never the cookie value or its digest.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = OperatorSession)]
+pub struct Listed {
+    pub id: Uuid,
+    /// Who (`github:octocat`).
+    pub person: String,
+    /// `github`, `microsoft`, `oidc` or `local`.
+    pub provider: String,
+    /// The browser it was started from, as it said.
+    pub user_agent: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// Live sessions, newest first: `person`'s, or everyone's when `None`.
+pub async fn list(
+    db: &impl Sql,
+    person: Option<&str>,
+    current: Option<Uuid>,
+    lifetimes: Lifetimes,
+) -> Result<Vec<Listed>, ApiError> {
+    let rows = db
+        .query(
+            "SELECT id, person, provider, user_agent, created_at, last_seen_at, expires_at
+             FROM operator_sessions
+             WHERE ($1::text IS NULL OR person = $1) AND expires_at > now()
+               AND last_seen_at > now() - make_interval(secs => $2)
+             ORDER BY created_at DESC LIMIT 500",
+            &[
+                (&person, Type::TEXT),
+                (&lifetimes.idle.as_secs_f64(), Type::FLOAT8),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Listed {
+            id: r.get("id"),
+            person: r.get("person"),
+            provider: r.get("provider"),
+            user_agent: r.get("user_agent"),
+            created_at: r.get("created_at"),
+            last_seen_at: r.get("last_seen_at"),
+            expires_at: r.get("expires_at"),
+            current: Some(r.get::<_, Uuid>("id")) == current,
+        })
+        .collect())
+}
+
+/// Ends session `id` (only if it is `person`'s, unless `None`: an admin's revocation);
+/// the person whose session ended, if one did.
+pub async fn revoke(
+    db: &impl Sql,
+    id: Uuid,
+    person: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    Ok(db
+        .query_opt(
+            "DELETE FROM operator_sessions WHERE id = $1 AND ($2::text IS NULL OR person = $2)
+             RETURNING person",
+            &[(&id, Type::UUID), (&person, Type::TEXT)],
+        )
+        .await?
+        .map(|r| r.get("person")))
 }
 
 /// Ends the session of a cookie value (sign-out); whether there was one.

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::config::{Config, Secret};
 use crate::db::Sql;
 use crate::domain::limits::AuthGuard;
+use crate::domain::sessions::Role;
 use crate::error::{ApiError, Code};
 
 /// What a token may be used for.
@@ -128,10 +129,22 @@ fn digests_equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// An authenticated caller.
+/// What authenticated a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A deploy or admin token.
+    Token(Uuid),
+    /// An operator's session, with the role its access rules give it now.
+    Session(Uuid, Role),
+}
+
+/// An authenticated caller: a token's holder, or a signed-in operator acting with what
+/// their role allows (an admin as an admin token; a releaser as an app token that may
+/// promote and yank on the rule's products; a viewer as one that may do nothing but read).
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub token_id: Uuid,
+    pub credential: Credential,
+    /// The token's name, or the person (`github:octocat`).
     pub name: String,
     pub kind: TokenKind,
     /// Product slugs, or `*`.
@@ -144,21 +157,60 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// How audit rows name this caller.
+    /// How audit rows name this caller: the token, or the person.
     pub fn actor(&self) -> String {
-        format!("token:{} ({})", self.name, self.token_id)
+        match self.credential {
+            Credential::Token(id) => format!("token:{} ({id})", self.name),
+            Credential::Session(..) => self.name.clone(),
+        }
     }
 
-    /// 403 unless this is an admin token.
+    /// The token's id, when a token authenticated the request.
+    pub fn token_id(&self) -> Option<Uuid> {
+        match self.credential {
+            Credential::Token(id) => Some(id),
+            Credential::Session(..) => None,
+        }
+    }
+
+    /// What the request log and per-caller limits key on: the token id, or `session:<id>`.
+    pub fn key(&self) -> String {
+        match self.credential {
+            Credential::Token(id) => id.to_string(),
+            Credential::Session(id, _) => format!("session:{id}"),
+        }
+    }
+
+    /// How refusals name this caller: `token "ci"`, or `github:octocat (viewer)`.
+    fn who(&self) -> String {
+        match self.credential {
+            Credential::Token(_) => format!("token {:?}", self.name),
+            Credential::Session(_, role) => format!("{} ({})", self.name, role.as_str()),
+        }
+    }
+
+    /// 403 unless this is an admin token or an admin's session.
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.kind == TokenKind::Admin {
-            Ok(())
-        } else {
-            Err(scope_denied(format!(
+        match (self.kind, self.credential) {
+            (TokenKind::Admin, _) => Ok(()),
+            (_, Credential::Session(..)) => Err(scope_denied(format!(
+                "this needs the admin role; {} is not an admin",
+                self.who()
+            ))),
+            _ => Err(scope_denied(format!(
                 "this route needs an admin token; token {:?} is an {} token",
                 self.name,
                 self.kind.as_str()
-            )))
+            ))),
+        }
+    }
+
+    /// 403 unless this caller may read what admins read: an admin token, or any signed-in
+    /// operator (viewers included).
+    pub fn require_reader(&self) -> Result<(), ApiError> {
+        match self.credential {
+            Credential::Session(..) => Ok(()),
+            Credential::Token(_) => self.require_admin(),
         }
     }
 
@@ -180,17 +232,16 @@ impl Principal {
                 self.kind.as_str()
             )));
         }
+        let who = self.who();
         let allows = |list: &[String], v: &str| list.iter().any(|x| x == "*" || x == v);
         if !allows(&self.products, product) {
             return Err(scope_denied(format!(
-                "token {:?} is not scoped to product {product:?}",
-                self.name
+                "{who} is not scoped to product {product:?}"
             )));
         }
         if !self.scopes.iter().any(|s| s == scope.as_str()) {
             return Err(scope_denied(format!(
-                "token {:?} lacks the {:?} scope",
-                self.name,
+                "{who} lacks the {:?} scope",
                 scope.as_str()
             )));
         }
@@ -198,8 +249,7 @@ impl Principal {
             && !allows(&self.channels, channel)
         {
             return Err(scope_denied(format!(
-                "token {:?} may not change channel {channel:?}",
-                self.name
+                "{who} may not change channel {channel:?}"
             )));
         }
         Ok(())
@@ -302,7 +352,7 @@ pub async fn authenticate(
         if digests_equal(&stored, &d) {
             let kind: String = row.get("kind");
             return Ok(Principal {
-                token_id: row.get("id"),
+                credential: Credential::Token(row.get("id")),
                 name: row.get("name"),
                 kind: TokenKind::parse(&kind).unwrap_or(TokenKind::App),
                 products: row.get("products"),
@@ -433,7 +483,7 @@ mod tests {
     fn app(products: &[&str], scopes: &[&str], channels: &[&str]) -> Principal {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
         Principal {
-            token_id: Uuid::nil(),
+            credential: Credential::Token(Uuid::nil()),
             name: "ci".into(),
             kind: TokenKind::App,
             products: v(products),
@@ -542,7 +592,7 @@ impl From<&Principal> for crate::domain::audit::Actor {
     fn from(p: &Principal) -> Self {
         crate::domain::audit::Actor {
             name: p.actor(),
-            token_id: Some(p.token_id),
+            token_id: p.token_id(),
         }
     }
 }

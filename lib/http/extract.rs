@@ -6,8 +6,9 @@
 //!   counts as absent.
 //! - [`Json`], [`NoBody`]: the body as one JSON object (415, 413, 400 `invalid_json` or
 //!   `invalid_input` naming the field), or no body at all.
-//! - [`Caller`], [`Admin`], [`PackCaller`], [`CiCaller`]: the credentials, verified before
-//!   anything else of the request is read (list them first among a handler's arguments).
+//! - [`Caller`], [`Admin`], [`Reader`], [`PackCaller`], [`CiCaller`], [`SignedIn`]: the
+//!   credentials (a token, or an operator's session cookie), verified before anything else
+//!   of the request is read (list them first among a handler's arguments).
 //! - [`Meta`], [`Client`]: the request's id, log facts and background runner; the client's
 //!   address.
 
@@ -19,9 +20,12 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use super::session::{SESSION_COOKIE, check_same_origin, is_unsafe, read_cookie};
 use super::{ApiError, Background, ClientIp, MAX_BODY_BYTES, RequestMeta, quoted};
+use crate::db::Sql;
 use crate::domain::limits::AuthGuard;
 pub use crate::domain::packs::PackCredential;
+use crate::domain::sessions::Operator;
 use crate::domain::tokens::{self, Principal};
 use crate::error::Code;
 use crate::state::AppState;
@@ -290,8 +294,63 @@ fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
     parts.extensions.get::<ClientIp>().and_then(|c| c.0)
 }
 
-/// A deploy token's holder (`Authorization: Bearer <token>`): valid, not revoked, not
-/// expired, from an address not blocked for failed authentications; 401 otherwise.
+/// The operator a session cookie names: a live session whose person a rule still grants a
+/// role, from an address not blocked for failed authentications; and, for a request that
+/// changes state, one that passes the cross-site checks ([`check_same_origin`]). 401
+/// `session_invalid` otherwise.
+async fn signed_in(
+    parts: &Parts,
+    state: &AppState,
+    conn: &impl Sql,
+    cookie: &str,
+) -> Result<Operator, ApiError> {
+    let guard = AuthGuard::for_client(client_ip(parts), state.config.limits.auth_failures);
+    if let Some(blocked) = guard.check(conn).await? {
+        return Err(blocked);
+    }
+    let pepper = &state.config.token_pepper;
+    if is_unsafe(&parts.method) {
+        check_same_origin(parts, &state.config.hub_url, pepper, cookie)?;
+    }
+    match state.signin.operator(conn, pepper, cookie).await? {
+        Some(operator) => {
+            meta(parts).set_token_id(format!("session:{}", operator.session_id));
+            Ok(operator)
+        }
+        None => Err(guard.failed(conn).await?.unwrap_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::SessionInvalid,
+                "this session has ended (signed out, expired, revoked, or your access was \
+                 withdrawn); sign in again",
+            )
+            .with_extra(serde_json::json!({ "reason": "session_unknown" }))
+        })),
+    }
+}
+
+/// The caller's credentials: the bearer token when an `Authorization` header is sent, else
+/// the session cookie, else 401 `token_missing`.
+async fn credentials(
+    parts: &Parts,
+    state: &AppState,
+    conn: &impl Sql,
+) -> Result<Principal, ApiError> {
+    let authorization = header_str(&parts.headers, "authorization");
+    if authorization.is_none()
+        && let Some(cookie) = read_cookie(&parts.headers, SESSION_COOKIE)
+    {
+        return Ok(signed_in(parts, state, conn, &cookie).await?.principal());
+    }
+    let principal =
+        tokens::authenticate_bearer(conn, &state.config, authorization, client_ip(parts)).await?;
+    meta(parts).set_token_id(principal.key());
+    Ok(principal)
+}
+
+/// A deploy token's holder (`Authorization: Bearer <token>`: valid, not revoked, not
+/// expired) or a signed-in operator (the session cookie), from an address not blocked for
+/// failed authentications; 401 otherwise.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -302,15 +361,45 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
         let conn = state.db.conn().await?;
-        let principal = tokens::authenticate_bearer(
-            &conn,
-            &state.config,
-            header_str(&parts.headers, "authorization"),
-            client_ip(parts),
-        )
-        .await?;
-        meta(parts).set_token_id(principal.token_id.to_string());
-        Ok(Caller(principal))
+        Ok(Caller(credentials(parts, state, &conn).await?))
+    }
+}
+
+/// Someone who may read what admins read: an admin token, or any signed-in operator.
+pub struct Reader(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        principal.require_reader()?;
+        Ok(Reader(principal))
+    }
+}
+
+/// A signed-in operator (the session cookie only; 401 `session_invalid` without one).
+pub struct SignedIn(pub Operator);
+
+impl FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let Some(cookie) = read_cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::SessionInvalid,
+                "this needs a signed-in session (the session cookie); sign in first",
+            ));
+        };
+        let conn = state.db.conn().await?;
+        Ok(SignedIn(signed_in(parts, state, &conn, &cookie).await?))
     }
 }
 
@@ -363,15 +452,13 @@ impl FromRequestParts<Arc<AppState>> for PackCaller {
             };
         }
         let principal = if let Some(token) = header_str(headers, PACK_TOKEN_HEADER) {
-            tokens::authenticate_token(&conn, &state.config, token, ip).await?
-        } else if headers.contains_key("authorization") {
-            tokens::authenticate_bearer(
-                &conn,
-                &state.config,
-                header_str(headers, "authorization"),
-                ip,
-            )
-            .await?
+            let principal = tokens::authenticate_token(&conn, &state.config, token, ip).await?;
+            meta.set_token_id(principal.key());
+            principal
+        } else if headers.contains_key("authorization")
+            || read_cookie(headers, SESSION_COOKIE).is_some()
+        {
+            credentials(parts, state, &conn).await?
         } else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -382,7 +469,6 @@ impl FromRequestParts<Arc<AppState>> for PackCaller {
                 ),
             ));
         };
-        meta.set_token_id(principal.token_id.to_string());
         Ok(PackCaller(PackCredential::Token(principal)))
     }
 }

@@ -109,6 +109,7 @@ pub async fn request_log(
         status,
         latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         code: problem.map(|p| p.code.as_str()),
+        reason: problem.and_then(|p| p.extra.as_ref()?.get("reason")?.as_str()),
         request_id: &request_id,
         token_id: meta.token_id.get().map(String::as_str),
         debug: debug.map(|mut d| {
@@ -279,6 +280,9 @@ struct LogLine<'a> {
     latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'static str>,
+    /// Why a sign-in, session or cross-site check refused the request (`state_mismatch`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_id: Option<&'a str>,
@@ -316,6 +320,12 @@ fn sensitive(name: &str) -> bool {
         "password",
         "credential",
         "session",
+        // Sign-in: an authorization code, a flow's state, a CSRF token.
+        "code",
+        "state",
+        "csrf",
+        "nonce",
+        "verifier",
     ]
     .iter()
     .any(|word| name.contains(word))

@@ -5,12 +5,15 @@
 //! - [`middleware`]: the tower layers every host runs: request ids, one JSON log line per
 //!   request (secrets redacted), problem bodies, conditional GETs, Vercel's path rewrites;
 //! - [`problem`]: [`crate::error::ApiError`] as a response;
-//! - [`respond`]: JSON, CDN-cacheable and redirect responses.
+//! - [`respond`]: JSON, CDN-cacheable and redirect responses;
+//! - [`session`]: the operator's session and sign-in cookies, and the cross-site checks of
+//!   cookie-authenticated writes.
 
 pub mod extract;
 pub mod middleware;
 pub mod problem;
 pub mod respond;
+pub mod session;
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};

@@ -1,5 +1,6 @@
-//! Admin routes: deploy tokens, products, packs, the audit log. Every handler takes an
-//! admin token ([`Admin`], verified before anything else of the request is read).
+//! Admin routes: deploy tokens, products, packs, the audit log. Writes take an admin token
+//! or an admin's session ([`Admin`]), reads any signed-in operator too ([`Reader`]); both
+//! are verified before anything else of the request is read.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use crate::domain::products::{self, Product, ProductFields};
 use crate::domain::signature;
 use crate::domain::tokens::{self, Scope, TokenKind, TokenSpec};
 use crate::error::{ApiError, Code};
-use crate::http::extract::{Admin, Json, NoBody, NoQuery, Path, Query};
+use crate::http::extract::{Admin, Json, NoBody, NoQuery, Path, Query, Reader};
 use crate::http::{ApiResult, quoted, respond};
 use crate::state::AppState;
 
@@ -54,7 +55,7 @@ pub struct CreateToken {
     summary = "Issue a token; its plaintext appears only in this answer.",
     request_body = CreateToken,
     responses((status = 201, description = "Issued.", body = TokenCreated)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415]))),
 )]
 pub async fn create_token(
@@ -240,10 +241,10 @@ pub struct TokenCreated<'a> {
     tag = "admin",
     summary = "Deploy tokens (never their secrets).",
     responses((status = 200, description = "Tokens.", body = TokenList)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
 )]
 pub async fn list_tokens(
-    _: Admin,
+    _: Reader,
     State(state): State<Arc<AppState>>,
     _: Query<NoQuery>,
 ) -> ApiResult {
@@ -273,7 +274,7 @@ pub struct TokenPath {
     summary = "Revoke a token (idempotent).",
     params(TokenPath),
     responses((status = 204, description = "Revoked.")),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([413, 415]))),
 )]
 pub async fn revoke_token(
@@ -364,7 +365,7 @@ fn product_fields(body: ProductBody) -> Result<ProductFields, ApiError> {
     summary = "Create a product.",
     request_body = ProductBody,
     responses((status = 201, description = "Created.", body = Product)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
 pub async fn create_product(
@@ -403,7 +404,7 @@ pub async fn create_product(
     params(super::releases::ProductPath),
     request_body = ProductBody,
     responses((status = 200, description = "Changed.", body = Product)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([413, 415, 422]))),
 )]
 pub async fn update_product(
@@ -439,10 +440,10 @@ pub async fn update_product(
     tag = "admin",
     summary = "Products.",
     responses((status = 200, description = "Products.", body = ProductList)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
 )]
 pub async fn list_products(
-    _: Admin,
+    _: Reader,
     State(state): State<Arc<AppState>>,
     _: Query<NoQuery>,
 ) -> ApiResult {
@@ -466,10 +467,10 @@ pub struct ProductList {
     summary = "Every write, newest first.",
     params(PageQuery),
     responses((status = 200, description = "A page of entries.", body = AuditPage)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
 )]
 pub async fn audit_log(
-    _: Admin,
+    _: Reader,
     State(state): State<Arc<AppState>>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult {
@@ -575,7 +576,7 @@ fn pack_fields(body: PackBody) -> Result<PackFields, ApiError> {
     summary = "Create a pack, optionally with its trusted publisher.",
     request_body = PackBody,
     responses((status = 201, description = "Created.", body = Pack)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
 pub async fn create_pack(
@@ -622,7 +623,7 @@ pub struct PackPath {
     params(PackPath),
     request_body = PackBody,
     responses((status = 200, description = "Changed.", body = Pack)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([413, 415, 422]))),
 )]
 pub async fn update_pack(
@@ -658,10 +659,10 @@ pub async fn update_pack(
     tag = "admin",
     summary = "Packs.",
     responses((status = 200, description = "Packs.", body = PackList)),
-    security(("adminToken" = [])),
+    security(("adminToken" = []), ("sessionCookie" = [])),
 )]
 pub async fn list_packs(
-    _: Admin,
+    _: Reader,
     State(state): State<Arc<AppState>>,
     _: Query<NoQuery>,
 ) -> ApiResult {

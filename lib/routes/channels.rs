@@ -96,7 +96,7 @@ fn expected_version<'de, D: serde::Deserializer<'de>>(
     params(ChannelPath),
     request_body = MoveBody,
     responses((status = 200, description = "The channel, moved.", body = ChannelMoved)),
-    security(("appToken" = [])),
+    security(("appToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
 pub async fn put(

@@ -3,12 +3,15 @@
 //! document's paths ([`openapi`]). The local server, every Vercel and Lambda function and
 //! the document all read it.
 
+pub mod access;
 pub mod admin;
+pub mod auth;
 pub mod channels;
 pub mod consumers;
 pub mod download;
 pub mod health;
 pub mod installer;
+pub mod local;
 pub mod openapi;
 pub mod packs;
 pub mod presign;
@@ -69,6 +72,15 @@ route_table! {
     [admin::list_packs, admin::create_pack],
     [admin::update_pack],
     [admin::audit_log],
+    [access::list, access::grant],
+    [access::revoke],
+    // Operators in a browser.
+    [auth::session],
+    [auth::signin],
+    [auth::callback],
+    [auth::signout],
+    [auth::list_sessions],
+    [auth::revoke_session],
     // CI writes.
     [presign::post],
     [publish::post],
@@ -96,7 +108,17 @@ route_table! {
 /// layer that gives each request its id, log line, body limit and 304s. Axum runs a
 /// router's layers once the route is matched, so the layer sees the route's pattern.
 pub fn router(state: Arc<AppState>) -> Router {
-    handlers()
+    with_layers(handlers(), state)
+}
+
+/// What `atlas-hub serve` serves when no sign-in provider is configured: every route, and
+/// the local developer sign-in ([`local`]), which no function serves.
+pub fn local_router(state: Arc<AppState>) -> Router {
+    with_layers(handlers().merge(local::routes()), state)
+}
+
+fn with_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .fallback(middleware::no_route)
         .method_not_allowed_fallback(middleware::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
@@ -158,6 +180,46 @@ pub const FUNCTIONS: &[Function] = &[
         "/api/v1/admin/audit",
         "api/v1/admin/audit.rs",
         "admin_audit",
+    ),
+    Function::new(
+        "/api/v1/admin/access",
+        "api/v1/admin/access/index.rs",
+        "admin_access",
+    ),
+    Function::new(
+        "/api/v1/admin/access/{id}",
+        "api/v1/admin/access/[id].rs",
+        "admin_access_rule",
+    ),
+    Function::new(
+        "/api/v1/auth/session",
+        "api/v1/auth/session.rs",
+        "auth_session",
+    ),
+    Function::new(
+        "/api/v1/auth/signin/{provider}",
+        "api/v1/auth/signin/[provider].rs",
+        "auth_signin",
+    ),
+    Function::new(
+        "/api/v1/auth/callback/{provider}",
+        "api/v1/auth/callback/[provider].rs",
+        "auth_callback",
+    ),
+    Function::new(
+        "/api/v1/auth/signout",
+        "api/v1/auth/signout.rs",
+        "auth_signout",
+    ),
+    Function::new(
+        "/api/v1/auth/sessions",
+        "api/v1/auth/sessions/index.rs",
+        "auth_sessions",
+    ),
+    Function::new(
+        "/api/v1/auth/sessions/{id}",
+        "api/v1/auth/sessions/[id].rs",
+        "auth_session_revoke",
     ),
     Function::new(
         "/api/v1/storage/presign",

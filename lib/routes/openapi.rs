@@ -63,7 +63,8 @@ pub async fn get(State(state): State<Arc<AppState>>, _: Query<NoQuery>) -> ApiRe
         (name = "updater", description = "Tauri v2 updater endpoints."),
         (name = "packs", description = "Packs: deploys and channels."),
         (name = "ci", description = "CI writes: presign, publish, channel moves, yanks."),
-        (name = "admin", description = "Tokens, products, packs, audit."),
+        (name = "admin", description = "Tokens, products, packs, access rules, audit."),
+        (name = "auth", description = "Operators in a browser: sign-in, sessions, sign-out."),
         (name = "operations", description = "Health and this document."),
     ),
     components(schemas(crate::error::Problem)),
@@ -183,6 +184,8 @@ pub fn generate() -> Value {
             "description": "Admin token (`atlas_admin_…`)."},
         "packToken": {"type": "apiKey", "in": "header", "name": "x-atlas-pack-deploy-token",
             "description": "Pack deploy token (`atlas_pack_…`), scoped to one pack."},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-atlas-session",
+            "description": "An operator's session (sign in at /api/v1/auth/signin/{provider}); its role decides what it may do. Requests that change state also need the x-atlas-csrf header (the csrfToken of GET /api/v1/auth/session) and a same-origin Origin / Sec-Fetch-Site."},
         "githubOidc": {"type": "apiKey", "in": "header", "name": "x-atlas-oidc-token",
             "description": "A GitHub Actions OIDC token (RS256), matched against the pack's trusted publisher; each token is accepted once."},
     });

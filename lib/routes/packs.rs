@@ -218,7 +218,7 @@ pub struct PackChannel<'a> {
         (status = 201, description = "Deployed.", body = PackBuild),
         (status = 200, description = "Already deployed with these exact files.", body = PackBuild),
     ),
-    security(("packToken" = []), ("githubOidc" = [])),
+    security(("packToken" = []), ("githubOidc" = []), ("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
 pub async fn deploy(
@@ -372,7 +372,7 @@ fn expected_build<'de, D: serde::Deserializer<'de>>(
     params(PackChannelPath),
     request_body = MoveBody,
     responses((status = 200, description = "The channel, moved.", body = PackChannel)),
-    security(("packToken" = []), ("githubOidc" = [])),
+    security(("packToken" = []), ("githubOidc" = []), ("adminToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
 pub async fn put_channel(

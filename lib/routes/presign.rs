@@ -137,7 +137,7 @@ fn too_large(size: i64, owner: &str, limit: i64) -> ApiError {
     summary = "A presigned PUT for one artifact; the Hub derives the key.",
     request_body = PresignBody,
     responses((status = 200, description = "Upload with `url` and exactly `uploadHeaders`.", body = PresignAnswer)),
-    security(("appToken" = []), ("packToken" = []), ("githubOidc" = [])),
+    security(("appToken" = []), ("packToken" = []), ("githubOidc" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
 pub async fn post(
@@ -218,7 +218,7 @@ async fn release_upload(
     principal.require_app(product.as_str(), Scope::Upload, None)?;
     // One round trip for both: the connection pipelines them.
     let limits = &state.config.limits;
-    let actor = principal.token_id.to_string();
+    let actor = principal.key();
     let ((), product) = tokio::try_join!(
         limits::take(conn, limits, Action::Presign, &actor),
         products::get(conn, product.as_str()),

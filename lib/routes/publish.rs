@@ -326,7 +326,7 @@ async fn existing_answer(
         (status = 201, description = "Published.", body = ReleaseView),
         (status = 200, description = "Already published with this exact content.", body = ReleaseView),
     ),
-    security(("appToken" = [])),
+    security(("appToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
 pub async fn post(
@@ -350,7 +350,7 @@ pub async fn post(
     principal.require_app(slug.as_str(), Scope::Publish, channel)?;
     let mut conn = state.db.conn().await?;
     let limits = &state.config.limits;
-    let actor = principal.token_id.to_string();
+    let actor = principal.key();
     let ((), product) = tokio::try_join!(
         limits::take(&conn, limits, Action::Publish, &actor),
         products::get(&conn, slug.as_str()),

@@ -252,7 +252,7 @@ async fn set_yanked(
     summary = "Yank: drop out of latest, updater and channel targets.",
     params(ReleasePath),
     responses((status = 200, description = "The release, yanked.", body = ReleaseView)),
-    security(("appToken" = [])),
+    security(("appToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415]))),
 )]
 pub async fn yank(
@@ -274,7 +274,7 @@ pub async fn yank(
     summary = "Undo a yank.",
     params(ReleasePath),
     responses((status = 200, description = "The release, not yanked.", body = ReleaseView)),
-    security(("appToken" = [])),
+    security(("appToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415]))),
 )]
 pub async fn unyank(

@@ -727,6 +727,7 @@ async fn pgbouncer_restarted_under_load_the_pool_recovers() {
     let hub = TestHub::start_with(HubOptions {
         database_url: Some(bouncer.as_ref().unwrap().url(&database)),
         env: vec![("ATLAS_DB_POOLER".into(), "transaction".into())],
+        ..Default::default()
     })
     .await;
     let admin = crate::api::admin_token_on(&direct);

@@ -23,5 +23,6 @@ mod releases;
 mod rollout;
 mod secrets;
 mod sessions;
+mod signin;
 mod soak;
 mod updater_clients;

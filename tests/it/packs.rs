@@ -495,6 +495,7 @@ async fn each_bad_oidc_token_is_refused_with_its_own_reason() {
             ("ATLAS_OIDC_ISSUER".into(), issuer.url.clone()),
             ("ATLAS_OIDC_AUDIENCE".into(), AUDIENCE.into()),
         ],
+        ..Default::default()
     })
     .await;
     let rotated = sign(&claims(&issuer.url), OTHER_KEY, "k-rotated");

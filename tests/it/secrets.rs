@@ -99,6 +99,7 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
             ("ATLAS_OIDC_ISSUER", &issuer.url),
             ("ATLAS_OIDC_AUDIENCE", crate::packs::AUDIENCE),
         ]),
+        ..Default::default()
     })
     .await;
     let mut w = Watch::default();
@@ -265,6 +266,7 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     let broken = TestHub::start_with(HubOptions {
         database_url: Some(database_url.clone()),
         env: debug_env(&[("ATLAS_S3_SECRET_ACCESS_KEY", WRONG_S3_SECRET)]),
+        ..Default::default()
     })
     .await;
     let b = Artifact::new("linux", "x86_64", "appimage", "one-two");
@@ -350,6 +352,7 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
     let blob = TestHub::start_with(HubOptions {
         database_url: Some(database_url.clone()),
         env,
+        ..Default::default()
     })
     .await;
     w.secret("the Blob read-write token", READ_WRITE_TOKEN);
@@ -428,4 +431,156 @@ async fn no_flow_prints_a_secret_even_at_the_most_verbose_logging() {
         "the storage failure's cause was logged"
     );
     w.assert_clean();
+}
+
+/// Operator sign-in at the most verbose logging: client secrets, authorization codes, states,
+/// nonces, PKCE verifiers, provider tokens, flow and session cookies and CSRF tokens never
+/// reach the Hub's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sign_in_prints_a_secret_even_at_the_most_verbose_logging() {
+    use crate::signin::browser::{Browser, location, query_param};
+    use crate::signin::github::{GithubStandIn, GithubUser};
+    use crate::signin::oidc_provider::{IdpUser, OidcProvider};
+
+    const GITHUB_SECRET: &str = "github-client-secret-for-the-secrets-test";
+    const OIDC_SECRET: &str = "oidc-client-secret-for-the-secrets-test";
+    const TENANT: &str = "0f9e8d7c-6b5a-4f3e-9d2c-1b0a99887766";
+    let github = GithubStandIn::start("Iv1.secrets", GITHUB_SECRET).await;
+    github.add_user(GithubUser {
+        login: "octocat".into(),
+        id: 1,
+        ..Default::default()
+    });
+    let port = atlas_hub::dev::free_port().unwrap();
+    let idp = OidcProvider::start(
+        &[TENANT],
+        "secrets-client",
+        OIDC_SECRET,
+        &[format!(
+            "http://127.0.0.1:{port}/api/v1/auth/callback/microsoft"
+        )],
+    );
+    let hub = TestHub::start_with(HubOptions {
+        env: debug_env(&[
+            ("ATLAS_SIGNIN_GITHUB_CLIENT_ID", "Iv1.secrets"),
+            ("ATLAS_SIGNIN_GITHUB_CLIENT_SECRET", GITHUB_SECRET),
+            ("ATLAS_SIGNIN_GITHUB_URL", &github.url),
+            ("ATLAS_SIGNIN_GITHUB_API_URL", &github.url),
+            ("ATLAS_SIGNIN_MICROSOFT_CLIENT_ID", "secrets-client"),
+            ("ATLAS_SIGNIN_MICROSOFT_CLIENT_SECRET", OIDC_SECRET),
+            ("ATLAS_SIGNIN_MICROSOFT_TENANTS", TENANT),
+            ("ATLAS_SIGNIN_MICROSOFT_AUTHORITY", &idp.base),
+            ("ATLAS_LIMIT_AUTH_FAILURES", "1000/min"),
+        ]),
+        port: Some(port),
+        ..Default::default()
+    })
+    .await;
+    crate::signin::grant(&hub, "github_user", "octocat", "admin", &[]);
+    crate::signin::grant(&hub, "microsoft_tenant", TENANT, "viewer", &[]);
+    let mut watch = Watch::default();
+    watch.secret("GitHub client secret", GITHUB_SECRET);
+    watch.secret("OIDC client secret", OIDC_SECRET);
+
+    // GitHub: a sign-in, the session on the API (with its CSRF token), a forged callback
+    // carrying a real code, sign-out.
+    let mut browser = Browser::new(&hub.url);
+    github.next_user("octocat");
+    let start = browser.get("/api/v1/auth/signin/github").await;
+    watch.secret(
+        "a sign-in flow cookie",
+        browser.cookie("__Host-atlas-signin").unwrap(),
+    );
+    let to_github = location(&start);
+    watch.secret(
+        "a sign-in state",
+        &query_param(&to_github, "state").unwrap(),
+    );
+    let db = crate::support::connect(&hub.database_url).await;
+    let verifier: String = db
+        .query_one("SELECT pkce_verifier FROM signin_flows", &[])
+        .await
+        .unwrap()
+        .get(0);
+    watch.secret("a PKCE verifier", &verifier);
+    let callback = location(&browser.get(&to_github).await);
+    watch.secret(
+        "an authorization code",
+        &query_param(&callback, "code").unwrap(),
+    );
+    assert_eq!(browser.get(&callback).await.status(), 302);
+    let cookie = browser.cookie("__Host-atlas-session").unwrap().to_owned();
+    watch.secret("a session cookie", &cookie);
+    let info: serde_json::Value = browser
+        .get("/api/v1/auth/session")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let csrf = info["csrfToken"].as_str().unwrap().to_owned();
+    watch.secret("a CSRF token", &csrf);
+    let write = browser
+        .request(reqwest::Method::POST, "/api/v1/admin/products")
+        .header("x-atlas-csrf", &csrf)
+        .json(&json!({"slug": "launcher", "name": "Launcher"}));
+    assert_eq!(browser.send(write).await.status(), 201);
+    assert_eq!(
+        browser.get(&callback).await.status(),
+        401,
+        "a replayed callback"
+    );
+    let signout = browser
+        .request(reqwest::Method::POST, "/api/v1/auth/signout")
+        .header("x-atlas-csrf", &csrf);
+    assert_eq!(browser.send(signout).await.status(), 204);
+    browser.plant("__Host-atlas-session", &cookie);
+    assert_eq!(browser.get("/api/v1/admin/tokens").await.status(), 401);
+    for token in github.tokens() {
+        watch.token("a GitHub access token", &token);
+    }
+
+    // Microsoft (the real OpenID provider): a sign-in, and a forged id_token.
+    idp.next_user(
+        TENANT,
+        &IdpUser {
+            sub: "sub-secrets".into(),
+            email: "a@example.com".into(),
+            email_verified: true,
+            name: "A".into(),
+            oid: "oid-secrets".into(),
+            groups: vec![],
+        },
+    )
+    .await;
+    for tamper in ["none", "audience"] {
+        idp.tamper_next(TENANT, tamper).await;
+        let mut browser = Browser::new(&hub.url);
+        let start = browser.get("/api/v1/auth/signin/microsoft").await;
+        let to_idp = location(&start);
+        watch.secret("a nonce", &query_param(&to_idp, "nonce").unwrap());
+        watch.secret("a sign-in state", &query_param(&to_idp, "state").unwrap());
+        let callback = idp.follow_authorization(&to_idp).await.unwrap();
+        watch.secret(
+            "an authorization code",
+            &query_param(&callback, "code").unwrap(),
+        );
+        let done = browser.get(&callback).await;
+        if tamper == "none" {
+            assert_eq!(done.status(), 302);
+            watch.secret(
+                "a session cookie",
+                browser.cookie("__Host-atlas-session").unwrap(),
+            );
+        } else {
+            assert_eq!(done.status(), 401);
+        }
+    }
+
+    watch.output("the Hub's log", hub.log());
+    watch.output("the Hub's stdout", hub.stdout());
+    assert!(
+        hub.log().contains("\"reason\":\"wrong_audience\""),
+        "the refusal is logged"
+    );
+    watch.assert_clean();
 }

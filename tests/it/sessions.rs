@@ -1,22 +1,25 @@
-//! Operator sessions and the access rules behind them (issue 17, first part): rules granted
-//! with the CLI against a real database, sessions started, used, expired and ended through
-//! the library against the same database.
+//! Operator sessions and the access rules behind them: the first rule granted with database
+//! access (`admin bootstrap-access`), the next ones over HTTP (`admin access`), sessions
+//! started, used, expired and ended through the library against the same database.
 
 use std::process::Command;
 
 use atlas_hub::config::Secret;
 use atlas_hub::db::Db;
-use atlas_hub::domain::sessions::{self, Lifetimes, Role};
+use atlas_hub::domain::sessions::{self, Lifetimes, Origin, Role};
 
-use crate::support::{PEPPER, config, connect, fresh_database};
+use crate::api::admin_token;
+use crate::support::{PEPPER, TestHub, config, connect};
 
-/// `atlas-hub admin access …` on `url`.
-fn access(url: &str, args: &[&str]) -> (bool, String, String) {
+/// `atlas-hub admin <args>` with database access to `hub` and its admin token.
+fn admin(hub: &TestHub, token: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_atlas-hub"))
-        .args(["admin", "access"])
+        .arg("admin")
         .args(args)
-        .env("DATABASE_URL", url)
+        .env("DATABASE_URL", &hub.database_url)
         .env("ATLAS_TOKEN_PEPPER", PEPPER)
+        .env("ATLAS_HUB_URL", &hub.url)
+        .env("ATLAS_ADMIN_TOKEN", token)
         .output()
         .unwrap();
     (
@@ -24,6 +27,13 @@ fn access(url: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn github() -> Origin {
+    Origin {
+        provider: "github".into(),
+        ..Origin::default()
+    }
 }
 
 /// The role a cookie value's session has now, if it is live.
@@ -40,11 +50,20 @@ fn claims(list: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_access() {
-    let url = fresh_database(true).await;
-    let (ok, out, err) = access(
-        &url,
+    let hub = TestHub::start().await;
+    let url = hub.database_url.clone();
+    let token = admin_token(&hub);
+    let access = |_: &str, args: &[&str]| {
+        let mut all = vec!["access"];
+        all.extend_from_slice(args);
+        admin(&hub, &token, &all)
+    };
+    // The first rule with database access; the next ones over HTTP.
+    let (ok, out, err) = admin(
+        &hub,
+        "",
         &[
-            "grant",
+            "bootstrap-access",
             "--kind",
             "github_team",
             "--value",
@@ -76,14 +95,29 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
         )
         .0
     );
-    // Bad input is refused naming what is wrong, and writes nothing.
+    // Bad input is refused naming what is wrong, and writes nothing: with database access…
+    let (ok, _, err) = admin(
+        &hub,
+        "",
+        &[
+            "bootstrap-access",
+            "--kind",
+            "github",
+            "--value",
+            "x",
+            "--role",
+            "admin",
+        ],
+    );
+    assert!(!ok && err.contains("github_user"), "{err}");
+    // …and over HTTP.
     let (ok, _, err) = access(
         &url,
         &[
             "grant", "--kind", "github", "--value", "x", "--role", "admin",
         ],
     );
-    assert!(!ok && err.contains("github_user"), "{err}");
+    assert!(!ok && err.contains("400 invalid_input"), "{err}");
     let (ok, _, err) = access(
         &url,
         &[
@@ -109,15 +143,37 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
             "root",
         ],
     );
-    assert!(!ok && err.contains("viewer, releaser, admin"), "{err}");
-    let (ok, out, err) = access(&url, &["list"]);
+    assert!(!ok && err.contains("invalid_input"), "{err}");
+    let (ok, out, err) = access(&url, &["list", "--json"]);
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 2, "{out}");
-    assert!(
-        out.contains("github_team\tacme/ops\treleaser\tlauncher"),
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules: Vec<(String, String, String, String)> = listed["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let t = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (t("kind"), t("value"), t("role"), r["products"].to_string())
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                "github_team".into(),
+                "acme/ops".into(),
+                "releaser".into(),
+                r#"["launcher"]"#.into()
+            ),
+            (
+                "github_user".into(),
+                "octocat".into(),
+                "admin".into(),
+                r#"["*"]"#.into()
+            ),
+        ],
         "{out}"
     );
-    assert!(out.contains("github_user\toctocat\tadmin\t*"), "{out}");
 
     let config = config(&url, &[]);
     let pepper = Secret::new(PEPPER);
@@ -131,6 +187,7 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
         &pepper,
         "github:mona",
         &claims(&["github_user:mona", "github_team:acme/ops"]),
+        &github(),
         life,
     )
     .await
@@ -144,6 +201,7 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
         &pepper,
         "github:octocat",
         &claims(&["github_user:octocat", "github_team:acme/ops"]),
+        &github(),
         life,
     )
     .await
@@ -155,6 +213,7 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
         &pepper,
         "github:eve",
         &claims(&["github_user:eve", "github_org:acme"]),
+        &github(),
         life,
     )
     .await
@@ -197,7 +256,7 @@ async fn rules_from_the_cli_decide_who_gets_a_session_and_removing_one_ends_its_
     assert_eq!(live(&conn, cookie.expose()).await, None);
     assert_eq!(live(&conn, admin_cookie.expose()).await, Some(Role::Admin));
     let (ok, _, err) = access(&url, &["revoke", &team_rule.to_string()]);
-    assert!(!ok && err.contains("no access rule"), "{err}");
+    assert!(!ok && err.contains("404 not_found"), "{err}");
 
     // Idle and absolute expiry, then sign-out.
     rows.execute(

@@ -190,6 +190,7 @@ pub struct TestHub {
     /// Where its stderr (the request log) goes.
     pub log_path: PathBuf,
     env: Vec<(String, String)>,
+    port: u16,
     child: Child,
 }
 
@@ -200,6 +201,9 @@ pub struct HubOptions {
     pub database_url: Option<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Listen on this port (default: any free one), e.g. to register the Hub's callback URL
+    /// with an identity provider started before it.
+    pub port: Option<u16>,
 }
 
 impl TestHub {
@@ -221,7 +225,8 @@ impl TestHub {
         let logs = work_dir().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let log_path = logs.join(format!("{bucket}.log"));
-        let (child, url) = spawn_serve(&database_url, &bucket, &log_path, &options.env);
+        let port = options.port.unwrap_or(0);
+        let (child, url) = spawn_serve(&database_url, &bucket, &log_path, &options.env, port);
         TestHub {
             url,
             database_url,
@@ -229,6 +234,7 @@ impl TestHub {
             bucket,
             log_path,
             env: options.env,
+            port,
             child,
         }
     }
@@ -239,11 +245,17 @@ impl TestHub {
         let _ = self.child.wait();
     }
 
-    /// Starts the process again on the same database, bucket and settings (a new port); its
-    /// log goes on in the same file.
+    /// Starts the process again on the same database, bucket and settings (a new port, unless
+    /// it was started on a given one); its log goes on in the same file.
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url) = spawn_serve(&self.database_url, &self.bucket, &self.log_path, &self.env);
+        let (child, url) = spawn_serve(
+            &self.database_url,
+            &self.bucket,
+            &self.log_path,
+            &self.env,
+            self.port,
+        );
         self.child = child;
         self.url = url;
     }
@@ -278,6 +290,7 @@ fn spawn_serve(
     bucket: &str,
     log_path: &Path,
     env: &[(String, String)],
+    port: u16,
 ) -> (Child, String) {
     let s = services();
     let log = std::fs::OpenOptions::new()
@@ -286,7 +299,7 @@ fn spawn_serve(
         .open(log_path)
         .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_atlas-hub"));
-    cmd.args(["serve", "--port", "0"])
+    cmd.args(["serve", "--port", &port.to_string()])
         .env("DATABASE_URL", database_url)
         .env("ATLAS_S3_ENDPOINT", &s.s3_endpoint)
         .env("ATLAS_S3_BUCKET", bucket)

@@ -18,6 +18,15 @@ pub fn vercel_blob() -> PathBuf {
     installed(&DONE, || provision_npm("tests/blob-npm", "@vercel/blob"))
 }
 
+/// `tests/oidc-provider`, with the certified `oidc-provider` package installed in its
+/// `node_modules` (`tests/it/signin/oidc_provider.rs` runs its `server.mjs` there with `node`).
+pub fn oidc_provider() -> PathBuf {
+    static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    installed(&DONE, || {
+        provision_npm("tests/oidc-provider", "oidc-provider")
+    })
+}
+
 /// `tests/contract/.venv/bin/schemathesis` (`tests/it/contract.rs`).
 pub fn schemathesis() -> PathBuf {
     static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();

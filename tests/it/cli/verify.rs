@@ -128,6 +128,7 @@ async fn verify_passes_on_a_good_deployment_and_names_the_checks_wrong_storage_c
             ("ATLAS_S3_BUCKET".into(), hub.bucket.clone()),
             ("ATLAS_S3_SECRET_ACCESS_KEY".into(), "not-the-secret".into()),
         ],
+        ..Default::default()
     })
     .await;
     let run = atlas(&broken.url, &[("ATLAS_ADMIN_TOKEN", &admin)], &["verify"]);

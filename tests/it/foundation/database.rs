@@ -25,6 +25,7 @@ async fn the_hub_works_through_a_transaction_mode_pgbouncer() {
             ("ATLAS_DB_POOLER".into(), "transaction".into()),
             ("ATLAS_LIMIT_AUTH_FAILURES".into(), "2/min".into()),
         ],
+        ..Default::default()
     })
     .await;
     let c = client();
