@@ -763,6 +763,17 @@ async fn signin(hub: &Hub, r: &mut Report) {
         },
     );
     for (id, url) in providers {
+        // The developer sign-in of `atlas-hub serve` is not a provider: following it would sign
+        // in, so it is only named.
+        if id == "local" {
+            r.add(
+                Outcome::Skip,
+                CHECK,
+                &url,
+                "the local developer sign-in of atlas-hub serve (no deployed function has it)",
+            );
+            continue;
+        }
         let path = format!("{url}?returnTo=/");
         match get(hub, &path).await {
             Ok(answer) => {
