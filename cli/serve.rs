@@ -137,15 +137,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     println!("schema version {}", report.version);
     println!("Atlas Hub listening on http://{addr}");
     println!("  try: curl http://{addr}/api/health");
-    let router = if local_signin {
+    println!("  console: http://{addr}/console");
+    if local_signin {
         println!(
             "  sign in (local developer, admin): http://{addr}{}",
             atlas_hub::routes::local::PATH
         );
-        atlas_hub::routes::local_router(state)
-    } else {
-        atlas_hub::routes::router(state)
-    };
+    }
+    let router = atlas_hub::routes::local_router(state, local_signin);
 
     let result = atlas_hub::hosts::local::serve(router, listener, shutdown_signal()).await;
     drop(s3);

@@ -341,8 +341,44 @@ pub struct AuditArgs {
     /// Every entry, following the pages to the end.
     #[arg(long, conflicts_with = "cursor")]
     all: bool,
+    /// Only entries about this product (itself, its releases and channels).
+    #[arg(long, value_name = "SLUG", conflicts_with = "pack")]
+    product: Option<String>,
+    /// Only entries about this pack (itself, its builds and channels).
+    #[arg(long, value_name = "SLUG")]
+    pack: Option<String>,
+    /// Only entries whose actor contains this text (any case).
+    #[arg(long, value_name = "TEXT")]
+    actor: Option<String>,
+    /// Only this action (`channel.move`), or the actions under a prefix ending with `.`
+    /// (`release.`).
+    #[arg(long, value_name = "ACTION")]
+    action: Option<String>,
+    /// Only entries at or after this time (RFC 3339: 2026-11-27T16:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
     #[command(flatten)]
     out: JsonArg,
+}
+
+impl AuditArgs {
+    /// The filters given, as (query parameter, value) in a fixed order.
+    fn filters(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("product", &self.product),
+            ("pack", &self.pack),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect()
+    }
 }
 
 /// Runs `admin product …`.
@@ -830,11 +866,21 @@ async fn audit_pages(a: AuditArgs) -> Result<(), ClientError> {
             a.limit
         )));
     }
+    // The Hub checks the filters and names the one it refuses; the cursor it returns
+    // continues the same filtered list, so every page is asked with the same filters.
+    let filters: Vec<(&str, String)> = a
+        .filters()
+        .into_iter()
+        .map(|(name, value)| (name, value.to_owned()))
+        .collect();
     let hub = a.admin.hub()?;
     let mut cursor = a.cursor.clone();
     let mut entries = Vec::new();
     let next = loop {
         let mut path = format!("/api/v1/admin/audit?limit={}", a.limit);
+        for (name, value) in &filters {
+            path.push_str(&format!("&{name}={}", segment(value)));
+        }
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={}", segment(c)));
         }
@@ -867,9 +913,27 @@ async fn audit_pages(a: AuditArgs) -> Result<(), ClientError> {
     }
     print!("{}", t.render());
     if let Some(n) = next {
-        println!("next: atlas-hub admin audit --cursor {n}");
+        let mut again = String::from("atlas-hub admin audit");
+        for (name, value) in &filters {
+            again.push_str(&format!(" --{name} {}", shell_word(value)));
+        }
+        println!("next: {again} --cursor {n}");
     }
     Ok(())
+}
+
+/// `s` as one word a POSIX shell reads back as `s`: as it is when it holds nothing the shell
+/// treats specially, else single-quoted.
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'@' | b'/')
+        });
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// A JSON value as table text (strings without quotes; absent as `-`).

@@ -145,6 +145,11 @@ pub struct YankArgs {
     /// Version to yank.
     #[arg(long)]
     version: String,
+    /// Why (one line, up to 500 characters), shown with the release and in the audit log. On
+    /// a release already yanked it replaces the reason it has.
+    #[arg(long, value_name = "TEXT", conflicts_with = "undo")]
+    reason: Option<String>,
+    /// Bring a yanked release back (and clear its reason).
     #[arg(long)]
     undo: bool,
 }
@@ -592,19 +597,25 @@ async fn yank(a: YankArgs) -> Result<(), ClientError> {
     } else {
         ("yank", "yanked")
     };
+    // Without a reason no body is sent, as before reasons existed: any Hub takes that.
+    let body = a.reason.as_ref().map(|reason| json!({ "reason": reason }));
     hub.call(
         Method::POST,
         &format!("/api/v1/releases/{product}/{version}/{verb}"),
-        None,
+        body.as_ref(),
         &format!("{verb} {product} {version}"),
     )
     .await?;
     if a.undo {
         println!("{action} {product} {version}: channels may point at it again");
     } else {
+        let why = a
+            .reason
+            .map(|r| format!(" ({})", r.trim()))
+            .unwrap_or_default();
         println!(
-            "{action} {product} {version}: latest lookups, the updater and channel moves no longer \
-             offer it; pinned download links keep working"
+            "{action} {product} {version}{why}: latest lookups, the updater and channel moves no \
+             longer offer it; pinned download links keep working"
         );
     }
     Ok(())

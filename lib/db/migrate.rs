@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_signin.sql",
         sql: include_str!("../../migrations/0005_signin.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_yank_reason.sql",
+        sql: include_str!("../../migrations/0006_yank_reason.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -309,6 +309,12 @@ impl Tx<'_> {
     pub async fn commit(self) -> Result<(), ApiError> {
         Ok(within_deadline(self.tx.commit()).await?)
     }
+
+    /// Rolls back now, waiting for it (a dry run's answer goes out only once its locks are
+    /// released and nothing of it can land), where a drop would only queue the rollback.
+    pub async fn rollback(self) -> Result<(), ApiError> {
+        Ok(within_deadline(self.tx.rollback()).await?)
+    }
 }
 
 /// Running statements: prepared and cached per connection when direct, unnamed

@@ -470,6 +470,83 @@ pub async fn channel(
         }))
 }
 
+/// A pack channel as operators see it: where it points, where it pointed before, who moved it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PackChannelSummary {
+    pub name: String,
+    /// The build it points at.
+    pub build: String,
+    /// The build it pointed at before (the roll-back target), if any.
+    pub previous_build: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Who moved it last (`null` for a channel no one has moved since it was recorded).
+    pub updated_by: Option<String>,
+}
+
+/// Every channel of a pack, by name.
+pub async fn channel_summaries(
+    db: &impl Sql,
+    pack_id: i64,
+) -> Result<Vec<PackChannelSummary>, ApiError> {
+    let rows = db
+        .query(
+            "SELECT c.name, b.build, p.build AS previous_build, c.updated_at, c.updated_by
+             FROM pack_channels c
+             JOIN pack_builds b ON b.id = c.build_id
+             LEFT JOIN pack_builds p ON p.id = c.previous_build_id
+             WHERE c.pack_id = $1 ORDER BY c.name",
+            &[(&pack_id, Type::INT8)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| PackChannelSummary {
+            name: r.get("name"),
+            build: r.get("build"),
+            previous_build: r.get("previous_build"),
+            updated_at: r.get("updated_at"),
+            updated_by: r.get("updated_by"),
+        })
+        .collect())
+}
+
+/// A deployed build as operators see it in a pack's detail.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PackBuildSummary {
+    pub build: String,
+    /// When it was deployed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub artifact_count: i64,
+}
+
+/// A pack's newest builds, newest first, at most `limit`.
+pub async fn recent_builds(
+    db: &impl Sql,
+    pack_id: i64,
+    limit: i64,
+) -> Result<Vec<PackBuildSummary>, ApiError> {
+    let rows = db
+        .query(
+            "SELECT b.build, b.deployed_at,
+                (SELECT count(*) FROM artifacts a WHERE a.pack_build_id = b.id) AS artifact_count
+             FROM pack_builds b WHERE b.pack_id = $1 ORDER BY b.id DESC LIMIT $2",
+            &[(&pack_id, Type::INT8), (&limit, Type::INT8)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| PackBuildSummary {
+            build: r.get("build"),
+            created_at: r.get("deployed_at"),
+            artifact_count: r.get("artifact_count"),
+        })
+        .collect())
+}
+
 /// Points a pack channel at `build_id` (creating the channel), with compare-and-swap on the
 /// build the caller expects (`Some(None)`: the channel must not exist yet). Returns the
 /// build it pointed at before.

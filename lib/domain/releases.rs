@@ -20,12 +20,14 @@ pub struct Release {
     pub published_by: String,
     /// Yanked, when.
     pub yanked_at: Option<OffsetDateTime>,
+    /// Why it was yanked, when the yank said so (cleared by unyank).
+    pub yank_reason: Option<String>,
     /// Digest of artifacts + notes (identical re-publish detection).
     pub content_digest: String,
 }
 
 const RELEASE_COLUMNS: &str =
-    "id, version, notes, published_at, published_by, yanked_at, content_digest";
+    "id, version, notes, published_at, published_by, yanked_at, yank_reason, content_digest";
 
 fn release_from_row(r: &Row) -> Release {
     Release {
@@ -35,6 +37,7 @@ fn release_from_row(r: &Row) -> Release {
         published_at: r.get("published_at"),
         published_by: r.get("published_by"),
         yanked_at: r.get("yanked_at"),
+        yank_reason: r.get("yank_reason"),
         content_digest: r.get("content_digest"),
     }
 }
@@ -252,14 +255,26 @@ pub async fn insert(
     Ok(Some(release))
 }
 
-/// Sets or clears `yanked_at`.
-pub async fn set_yanked(db: &impl Sql, release_id: i64, yanked: bool) -> Result<Release, ApiError> {
+/// Sets or clears `yanked_at` and the reason. Yanking again keeps the first yank's time, and
+/// its reason unless a new one is given; unyanking clears both, so a later yank never shows
+/// an earlier one's reason.
+pub async fn set_yanked(
+    db: &impl Sql,
+    release_id: i64,
+    yanked: bool,
+    reason: Option<&str>,
+) -> Result<Release, ApiError> {
     db.query_one(
         &format!(
-            "UPDATE releases SET yanked_at = CASE WHEN $2 THEN coalesce(yanked_at, now()) ELSE NULL END
+            "UPDATE releases SET yanked_at = CASE WHEN $2 THEN coalesce(yanked_at, now()) ELSE NULL END,
+                yank_reason = CASE WHEN $2 THEN coalesce($3, yank_reason) ELSE NULL END
              WHERE id = $1 RETURNING {RELEASE_COLUMNS}"
         ),
-        &[(&release_id, Type::INT8), (&yanked, Type::BOOL)],
+        &[
+            (&release_id, Type::INT8),
+            (&yanked, Type::BOOL),
+            (&reason, Type::TEXT),
+        ],
     )
     .await
     .map(|r| release_from_row(&r))
@@ -314,6 +329,8 @@ pub struct ReleaseView {
     pub yanked: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub yanked_at: Option<OffsetDateTime>,
+    /// Why it was yanked, as the yank said (`null`: not yanked, or no reason given).
+    pub yank_reason: Option<String>,
     pub artifacts: Vec<ArtifactView>,
 }
 
@@ -326,6 +343,7 @@ impl ReleaseView {
             published_at: r.published_at,
             yanked: r.yanked_at.is_some(),
             yanked_at: r.yanked_at,
+            yank_reason: r.yank_reason.clone(),
             artifacts: artifacts
                 .iter()
                 .map(|a| ArtifactView::new(hub_url, a))

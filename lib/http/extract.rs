@@ -4,8 +4,8 @@
 //!   themselves); a value that does not parse is 400 `invalid_input` naming the parameter, an
 //!   unknown or repeated query parameter is refused, never ignored, and an empty query value
 //!   counts as absent.
-//! - [`Json`], [`NoBody`]: the body as one JSON object (415, 413, 400 `invalid_json` or
-//!   `invalid_input` naming the field), or no body at all.
+//! - [`Json`], [`NoBody`], [`OptionalJson`]: the body as one JSON object (415, 413, 400
+//!   `invalid_json` or `invalid_input` naming the field), no body at all, or either.
 //! - [`Caller`], [`Admin`], [`Reader`], [`PackCaller`], [`CiCaller`], [`SignedIn`]: the
 //!   credentials (a token, or an operator's session cookie), verified before anything else
 //!   of the request is read (list them first among a handler's arguments).
@@ -242,15 +242,31 @@ impl<S: Send + Sync> FromRequest<S> for NoBody {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Nothing {}
+        OptionalJson::<Nothing>::from_request(req, state)
+            .await
+            .map(|_| NoBody)
+    }
+}
+
+/// No body (or only whitespace), or one JSON object read as [`Json`] reads it: for a route
+/// that took no body and gained optional fields (a yank's `reason`), so the clients and CI
+/// scripts that send nothing keep working while a body that is sent is held to the same
+/// rules as any other (415 without the JSON content type, unknown fields refused).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         let bytes = read_body(body).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(NoBody);
+            return Ok(OptionalJson(None));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        Json::<Nothing>::from_request(req, state)
+        Json::<T>::from_request(req, state)
             .await
-            .map(|_| NoBody)
+            .map(|Json(value)| OptionalJson(Some(value)))
     }
 }
 
@@ -572,6 +588,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.version, "1.0.0");
+    }
+
+    #[tokio::test]
+    async fn optional_json_bodies_are_none_or_read_as_json() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Reason {
+            reason: Option<String>,
+        }
+        async fn read(body: &str, content_type: Option<&str>) -> Result<Option<Reason>, ApiError> {
+            let mut req = http::Request::post("/");
+            if let Some(ct) = content_type {
+                req = req.header(header::CONTENT_TYPE, ct);
+            }
+            let req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
+            OptionalJson::<Reason>::from_request(req, &())
+                .await
+                .map(|OptionalJson(r)| r)
+        }
+        assert!(read("", None).await.unwrap().is_none());
+        assert!(read(" \r\n", None).await.unwrap().is_none());
+        let empty = read("{}", Some("application/json")).await.unwrap().unwrap();
+        assert!(empty.reason.is_none());
+        let given = read(r#"{"reason": "bad build"}"#, Some("application/json"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(given.reason.as_deref(), Some("bad build"));
+        let e = read("{}", None).await.unwrap_err();
+        assert_eq!(e.code, "unsupported_media_type");
+        let e = read(r#"{"reason": 5}"#, Some("application/json"))
+            .await
+            .unwrap_err();
+        assert!(e.detail.starts_with("reason: "), "{}", e.detail);
+        let e = read(r#"{"why": "x"}"#, Some("application/json"))
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("unknown field `why`"), "{}", e.detail);
     }
 
     #[test]

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::domain::audit::{self, Actor};
+use crate::domain::audit::{self, Actor, AuditQuery};
 use crate::domain::ids::{Platform, Slug, is_hidden_control, parse_channel, parse_name};
 use crate::domain::packs::Pack;
-use crate::domain::packs::{self, PackFields, TrustedPublisher};
-use crate::domain::page::PageQuery;
+use crate::domain::packs::{
+    self, PackBuildSummary, PackChannelSummary, PackFields, TrustedPublisher,
+};
 use crate::domain::products::{self, Product, ProductFields};
 use crate::domain::signature;
 use crate::domain::tokens::{self, Scope, TokenKind, TokenSpec};
@@ -458,25 +459,26 @@ pub struct ProductList {
 }
 
 /// Every write (publish, deploy, channel move, yank, token issue and revoke, product and
-/// pack changes) with who and when, newest first.
+/// pack changes) with who and when, newest first; optionally only a product's or a pack's,
+/// an actor's, an action's or a time window's entries.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/audit",
     operation_id = "auditLog",
     tag = "admin",
-    summary = "Every write, newest first.",
-    params(PageQuery),
+    summary = "Every write, newest first (filtered by product, pack, actor, action, time).",
+    params(AuditQuery),
     responses((status = 200, description = "A page of entries.", body = AuditPage)),
     security(("adminToken" = []), ("sessionCookie" = [])),
 )]
 pub async fn audit_log(
     _: Reader,
     State(state): State<Arc<AppState>>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<AuditQuery>,
 ) -> ApiResult {
+    let (cursor, limit, filter) = query.parse()?;
     let conn = state.db.conn().await?;
-    let (cursor, limit) = page.parse()?;
-    let entries = audit::page(&conn, cursor, limit).await?;
+    let entries = audit::page(&conn, cursor, limit, &filter).await?;
     let next_cursor = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.id.to_string()))
         .flatten();
@@ -674,4 +676,51 @@ pub async fn list_packs(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PackList {
     packs: Vec<Pack>,
+}
+
+/// One pack as `GET /api/v1/admin/packs` lists it, with its channels and its latest builds.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/packs/{pack}",
+    operation_id = "getPack",
+    tag = "admin",
+    summary = "A pack with its channels and latest builds.",
+    params(PackPath),
+    responses((status = 200, description = "The pack.", body = PackDetail)),
+    security(("adminToken" = []), ("sessionCookie" = [])),
+)]
+pub async fn get_pack(
+    _: Reader,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<PackPath>,
+    _: Query<NoQuery>,
+) -> ApiResult {
+    let conn = state.db.conn().await?;
+    let pack = packs::get(&conn, path.pack.as_str()).await?;
+    let (channels, builds) = tokio::try_join!(
+        packs::channel_summaries(&conn, pack.id),
+        packs::recent_builds(&conn, pack.id, PACK_DETAIL_BUILDS),
+    )?;
+    respond::json(
+        StatusCode::OK,
+        &PackDetail {
+            pack,
+            channels,
+            builds,
+        },
+    )
+}
+
+/// How many of a pack's builds its detail lists (the newest).
+const PACK_DETAIL_BUILDS: i64 = 100;
+
+/// A pack, its channels and its latest builds.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PackDetail {
+    #[serde(flatten)]
+    pack: Pack,
+    /// Every channel of the pack, by name.
+    channels: Vec<PackChannelSummary>,
+    /// The newest builds first, at most 100.
+    builds: Vec<PackBuildSummary>,
 }

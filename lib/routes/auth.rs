@@ -230,7 +230,10 @@ fn callback_query(raw: Option<&str>) -> Result<Callback, ApiError> {
         ("error_description" = Option<String>, Query, description = "Why."),
         ("iss" = Option<String>, Query, description = "The provider's issuer (RFC 9207)."),
     ),
-    responses((status = 302, description = "Signed in: to `returnTo`, with the session cookie.")),
+    responses(
+        (status = 302, description = "Signed in: to `returnTo`, with the session cookie."),
+        (status = 303, description = "Refused, to a browser (`Accept: text/html`): to the console's sign-in page, `?reason=` saying why."),
+    ),
     extensions(("x-problems" = json!([401, 403]))),
 )]
 pub async fn callback(
@@ -256,11 +259,43 @@ pub async fn callback(
         }
         Err(e) => Err(e),
     };
-    let mut response = opened.unwrap_or_else(IntoResponse::into_response);
+    let mut response = opened.unwrap_or_else(|e| refused(e, &headers));
     response
         .headers_mut()
         .append(header::SET_COOKIE, clear_flow);
     Ok(response)
+}
+
+/// A refused sign-in: a person's browser goes to the console's sign-in page, which says why
+/// (`?reason=`); any other client gets the problem. The log line has the reason either way.
+fn refused(e: ApiError, headers: &HeaderMap) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let reason = e
+        .extra
+        .as_ref()
+        .and_then(|x| x.get("reason"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    match (browser, reason) {
+        (true, Some(reason)) => {
+            let mut response = Response::new(axum::body::Body::empty());
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            let location = format!("/console/signin?reason={reason}");
+            if let Ok(v) = http::HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+            response.extensions_mut().insert(e);
+            response
+        }
+        _ => e.into_response(),
+    }
 }
 
 /// Opens a session for a proven identity (refused when no rule grants the person a role),

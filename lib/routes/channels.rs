@@ -15,7 +15,7 @@ use crate::domain::ids::{Slug, Version, parse_channel};
 use crate::domain::tokens::Scope;
 use crate::domain::{products, releases};
 use crate::http::extract::{Caller, Json, NoQuery, Path, Query};
-use crate::http::{ApiResult, respond};
+use crate::http::{ApiError, ApiResult, respond};
 use crate::state::AppState;
 
 /// Every channel of a product: version, previous version, rollout, last move.
@@ -78,6 +78,18 @@ pub struct MoveBody {
     force: bool,
 }
 
+/// A channel move's query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct MoveQuery {
+    /// `true` (or `1`): check the move without making it. Every check of a real move runs
+    /// (compare-and-swap, yank state, platform coverage, scopes) and the answer is the
+    /// channel as the move would leave it, but nothing changes and nothing is audited.
+    #[param(pattern = "^(1|true|0|false)$")]
+    dry_run: Option<String>,
+}
+
 /// `expectedVersion`: absent = no check; `null` = the channel must be empty.
 fn expected_version<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -86,16 +98,19 @@ fn expected_version<'de, D: serde::Deserializer<'de>>(
 }
 
 /// Promote or roll back: points a channel at a published release, with compare-and-swap on
-/// `expectedVersion` and the platform coverage check (`force` skips it, audited).
+/// `expectedVersion` and the platform coverage check (`force` skips it, audited). With
+/// `dryRun` the move runs in its transaction exactly as it would (the same statements, so the
+/// database's own checks too) and is rolled back: what a console shows before an operator
+/// confirms is what the real move would do.
 #[utoipa::path(
     put,
     path = "/api/v1/releases/{product}/channels/{channel}",
     operation_id = "moveChannel",
     tag = "ci",
     summary = "Promote or roll back: point a channel at a release (compare-and-swap).",
-    params(ChannelPath),
+    params(ChannelPath, MoveQuery),
     request_body = MoveBody,
-    responses((status = 200, description = "The channel, moved.", body = ChannelMoved)),
+    responses((status = 200, description = "The channel, moved (with `dryRun`: as it would be, unchanged).", body = ChannelMoved)),
     security(("appToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415, 422]))),
 )]
@@ -103,9 +118,14 @@ pub async fn put(
     Caller(principal): Caller,
     State(state): State<Arc<AppState>>,
     Path(path): Path<ChannelPath>,
-    _: Query<NoQuery>,
+    Query(query): Query<MoveQuery>,
     Json(body): Json<MoveBody>,
 ) -> ApiResult {
+    let dry_run = match query.dry_run.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return Err(ApiError::invalid("dryRun must be true, 1, false or 0")),
+    };
     let channel = parse_channel(&path.channel)?;
     let version = Version::parse(&body.version)?.to_string();
     let expected = body
@@ -135,16 +155,25 @@ pub async fn put(
         &Actor::from(&principal),
     )
     .await?;
-    tx.commit().await?;
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
     let body = ChannelMoved {
         product: product.slug,
         channel: view,
+        dry_run,
     };
     respond::json(StatusCode::OK, &body)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ChannelMoved {
     product: String,
+    /// The channel after the move (with `dryRun`: as the move would leave it).
     channel: ChannelView,
+    /// `true` when this was a dry run: nothing changed and nothing was audited.
+    dry_run: bool,
 }

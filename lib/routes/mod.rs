@@ -7,6 +7,7 @@ pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod channels;
+pub mod console;
 pub mod consumers;
 pub mod download;
 pub mod health;
@@ -70,7 +71,7 @@ route_table! {
     [admin::list_products, admin::create_product],
     [admin::update_product],
     [admin::list_packs, admin::create_pack],
-    [admin::update_pack],
+    [admin::get_pack, admin::update_pack],
     [admin::audit_log],
     [access::list, access::grant],
     [access::revoke],
@@ -111,10 +112,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     with_layers(handlers(), state)
 }
 
-/// What `atlas-hub serve` serves when no sign-in provider is configured: every route, and
-/// the local developer sign-in ([`local`]), which no function serves.
-pub fn local_router(state: Arc<AppState>) -> Router {
-    with_layers(handlers().merge(local::routes()), state)
+/// What `atlas-hub serve` serves: every route, the console's files ([`console`]: on Vercel
+/// they are static output), and, when `developer_signin`, the local developer sign-in
+/// ([`local`]), which no function serves.
+pub fn local_router(state: Arc<AppState>, developer_signin: bool) -> Router {
+    let mut routes = handlers().merge(console::routes());
+    if developer_signin {
+        routes = routes.merge(local::routes());
+    }
+    with_layers(routes, state)
 }
 
 fn with_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {

@@ -8,7 +8,8 @@
 //!   deserialize requests into and serialize responses from.
 //! - What every operation shares is added once, in [`generate`]: the problem answers each
 //!   may give (400, 404, 503; 401, 403 and 429 with credentials; the extra ones an operation
-//!   lists as `x-problems`), and that an empty query value counts as absent.
+//!   lists as `x-problems`), that an empty query value counts as absent, and that an
+//!   optional body is absent rather than `null`.
 //!
 //! The document is committed as `openapi.json` at the project root and served from that
 //! file by `GET /api/v1/openapi.json` (no generation at request time, none at start). A test
@@ -128,6 +129,30 @@ fn complete(op: &mut Map<String, Value>) {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
         };
         responses.insert(key, response);
+    }
+    // An optional body (`request_body = Option<T>`: a route that gained a body and still
+    // takes none) is absent or a `T`, never a JSON `null`, which the Hub refuses.
+    if let Some(body) = op.get_mut("requestBody")
+        && body.get("required").is_none()
+    {
+        for media in body
+            .get_mut("content")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flat_map(|c| c.values_mut())
+        {
+            let schema = &mut media["schema"];
+            if let Some(Value::Array(one_of)) = schema.get("oneOf")
+                && let [a, b] = one_of.as_slice()
+            {
+                let other = match (a["type"] == "null", b["type"] == "null") {
+                    (true, false) => b.clone(),
+                    (false, true) => a.clone(),
+                    _ => continue,
+                };
+                *schema = other;
+            }
+        }
     }
     // An empty query value counts as absent (`?channel=` is the default channel); a header
     // is absent or a string, never `null`.

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::consumers::{ClientIdHeader, LatestPath, LatestQuery, RolloutClient, resolve_latest};
 use super::public_cache;
 use crate::domain::audit::{self, Actor};
-use crate::domain::ids::{Slug, Version};
+use crate::domain::ids::{Slug, Version, is_hidden_control};
 use crate::domain::lookup::LatestArtifact;
 use crate::domain::page::PageQuery;
 use crate::domain::releases::{self, ReleaseView};
@@ -18,7 +18,7 @@ use crate::domain::signature;
 use crate::domain::tokens::Scope;
 use crate::domain::{channels, products};
 use crate::error::{ApiError, Code};
-use crate::http::extract::{Caller, Client, NoBody, NoQuery, Path, Query};
+use crate::http::extract::{Caller, Client, NoBody, NoQuery, OptionalJson, Path, Query};
 use crate::http::{ApiResult, respond};
 use crate::state::AppState;
 
@@ -123,6 +123,7 @@ pub async fn list(
             notes: &r.notes,
             published_at: r.published_at,
             yanked: r.yanked_at.is_some(),
+            yank_reason: r.yank_reason.as_deref(),
             artifact_count: *count,
         })
         .collect();
@@ -160,6 +161,8 @@ pub struct ReleaseSummary<'a> {
     #[serde(with = "time::serde::rfc3339")]
     published_at: time::OffsetDateTime,
     yanked: bool,
+    /// Why it was yanked, as the yank said (`null`: not yanked, or no reason given).
+    yank_reason: Option<&'a str>,
     artifact_count: i64,
 }
 
@@ -190,14 +193,51 @@ pub async fn detail(
     )
 }
 
+/// The body a yank may carry (none at all is a yank without a reason).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = YankBody)]
+pub struct YankBody {
+    /// Why it is withdrawn, shown with the release and in the audit log: one line of 1 to
+    /// 500 characters, no control characters. Yanking a yanked release again with a reason
+    /// replaces it; without one it keeps the one it has.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    reason: Option<String>,
+}
+
+/// A yank's reason: trimmed, 1 to 500 characters, on one line and without the control or
+/// bidirectional control characters that would make it read as something else.
+fn parse_reason(s: &str) -> Result<String, ApiError> {
+    let reason = s.trim();
+    let count = reason.chars().count();
+    if count == 0 || count > 500 {
+        return Err(ApiError::invalid(format!(
+            "reason must be 1 to 500 characters, not {count}"
+        )));
+    }
+    if let Some(c) = reason.chars().find(|c| is_hidden_control(*c)) {
+        return Err(ApiError::invalid(format!(
+            "reason contains the control character U+{:04X}; give it as one line of plain text",
+            c as u32
+        )));
+    }
+    Ok(reason.to_owned())
+}
+
 async fn set_yanked(
     state: &AppState,
     caller: &Caller,
     path: &ReleasePath,
     yanked: bool,
+    reason: Option<String>,
 ) -> ApiResult {
     let Caller(principal) = caller;
     principal.require_app(path.product.as_str(), Scope::Yank, None)?;
+    let reason = reason.as_deref().map(parse_reason).transpose()?;
     let version = path.version.to_string();
     let mut conn = state.db.conn().await?;
     let product = products::get(&conn, path.product.as_str()).await?;
@@ -217,20 +257,22 @@ async fn set_yanked(
             .with_extra(json!({ "channels": pointing })));
         }
     }
-    let changed = release.yanked_at.is_some() != yanked;
-    let release = releases::set_yanked(&tx, release.id, yanked).await?;
+    // A new reason for a release already yanked is a change too, audited like the yank.
+    let changed = release.yanked_at.is_some() != yanked
+        || (yanked && reason.is_some() && reason != release.yank_reason);
+    let release = releases::set_yanked(&tx, release.id, yanked, reason.as_deref()).await?;
     if changed {
-        let action = if yanked {
-            "release.yank"
+        let (action, detail) = if yanked {
+            ("release.yank", json!({ "reason": release.yank_reason }))
         } else {
-            "release.unyank"
+            ("release.unyank", json!({}))
         };
         audit::record(
             &tx,
             &Actor::from(principal),
             action,
             &format!("{}@{version}", product.slug),
-            json!({}),
+            detail,
         )
         .await?;
     }
@@ -243,7 +285,8 @@ async fn set_yanked(
 }
 
 /// Withdraws a release from latest lookups, the updater and channel targets; pinned
-/// download links keep working. Refused while a channel serves it.
+/// download links keep working. Refused while a channel serves it. The body is optional (no
+/// body, `{}`, or `{"reason": …}`), so scripts that yank without one keep working.
 #[utoipa::path(
     post,
     path = "/api/v1/releases/{product}/{version}/yank",
@@ -251,6 +294,7 @@ async fn set_yanked(
     tag = "ci",
     summary = "Yank: drop out of latest, updater and channel targets.",
     params(ReleasePath),
+    request_body(content = Option<YankBody>, description = "Optional: why (no body is a yank without a reason)."),
     responses((status = 200, description = "The release, yanked.", body = ReleaseView)),
     security(("appToken" = []), ("sessionCookie" = [])),
     extensions(("x-problems" = json!([409, 413, 415]))),
@@ -260,12 +304,13 @@ pub async fn yank(
     State(state): State<Arc<AppState>>,
     Path(path): Path<ReleasePath>,
     _: Query<NoQuery>,
-    _: NoBody,
+    OptionalJson(body): OptionalJson<YankBody>,
 ) -> ApiResult {
-    set_yanked(&state, &caller, &path, true).await
+    let reason = body.and_then(|b| b.reason);
+    set_yanked(&state, &caller, &path, true, reason).await
 }
 
-/// Brings a yanked release back.
+/// Brings a yanked release back (and clears its yank's reason).
 #[utoipa::path(
     post,
     path = "/api/v1/releases/{product}/{version}/unyank",
@@ -284,5 +329,5 @@ pub async fn unyank(
     _: Query<NoQuery>,
     _: NoBody,
 ) -> ApiResult {
-    set_yanked(&state, &caller, &path, false).await
+    set_yanked(&state, &caller, &path, false, None).await
 }

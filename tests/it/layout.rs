@@ -251,6 +251,10 @@ fn route_table_api_files_bins_and_vercel_json_agree() {
             ));
             continue;
         };
+        // The console's shell: static output, not a function (checked in `console_*`).
+        if destination == CONSOLE_SHELL {
+            continue;
+        }
         if actual_rewrites
             .insert(source.to_owned(), destination.to_owned())
             .is_some()
@@ -303,6 +307,93 @@ fn route_table_api_files_bins_and_vercel_json_agree() {
     }
 
     assert_no_problems("layout", &problems);
+}
+
+/// Where Vercel sends every console path: the app's shell, which routes in the browser.
+const CONSOLE_SHELL: &str = "/console/index.html";
+
+/// The console is static output on Vercel and compiled into the local server: the same files
+/// (`public/console/` and `routes::console::ASSETS`), the same headers (`vercel.json` and
+/// `routes::console::HEADERS`), and every console path rewritten to the shell.
+#[test]
+fn the_console_is_the_same_on_vercel_and_locally() {
+    use atlas_hub::routes::console::{ASSETS, HEADERS};
+    let mut problems = Vec::new();
+    let folder = root().join("public/console");
+    let mut on_disk = BTreeSet::new();
+    let mut stack = vec![folder.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                on_disk.insert(
+                    path.strip_prefix(&folder)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    let compiled: BTreeSet<String> = ASSETS.iter().map(|(p, _, _)| (*p).to_owned()).collect();
+    for missing in on_disk.difference(&compiled) {
+        problems.push(format!(
+            "public/console/{missing} is not in routes::console::ASSETS (the local server would not serve it)"
+        ));
+    }
+    for extra in compiled.difference(&on_disk) {
+        problems.push(format!(
+            "routes::console::ASSETS lists {extra}, which public/console lacks"
+        ));
+    }
+    let vercel: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("vercel.json")).unwrap())
+            .unwrap();
+    let rewrites: BTreeSet<(String, String)> = vercel["rewrites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["destination"] == CONSOLE_SHELL)
+        .map(|r| {
+            (
+                r["source"].as_str().unwrap_or("").to_owned(),
+                CONSOLE_SHELL.to_owned(),
+            )
+        })
+        .collect();
+    for source in ["/console", "/console/:path*"] {
+        if !rewrites.contains(&(source.to_owned(), CONSOLE_SHELL.to_owned())) {
+            problems.push(format!(
+                "vercel.json must rewrite {source} to {CONSOLE_SHELL}"
+            ));
+        }
+    }
+    let headers: BTreeMap<String, String> = vercel["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["source"] == "/console(.*)")
+        .flat_map(|h| h["headers"].as_array().cloned().unwrap_or_default())
+        .map(|h| {
+            (
+                h["key"].as_str().unwrap_or("").to_ascii_lowercase(),
+                h["value"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let local: BTreeMap<String, String> = HEADERS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    if headers != local {
+        problems.push(format!(
+            "vercel.json's headers for /console(.*) differ from routes::console::HEADERS:\n  \
+             vercel.json: {headers:?}\n  local:       {local:?}"
+        ));
+    }
+    assert_no_problems("console", &problems);
 }
 
 /// Vercel publishes the output directory as static files; without `public/` that would be

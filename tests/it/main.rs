@@ -10,6 +10,7 @@ mod tools;
 mod bad_input;
 mod blob;
 mod cli;
+mod console;
 mod consumers;
 mod contract;
 mod faults;

@@ -1,11 +1,13 @@
 //! Operator commands over HTTP (`atlas-hub admin product|pack|token|audit`), the real binary
 //! against a local Hub: create, list, update, revoke, the audit log's pages, `--json` output
-//! parsed, bad input and a revoked admin token refused with the fix; and the README's
-//! walk-through run as written, in a fresh shell.
+//! parsed, bad input and a revoked admin token refused with the fix; the audit log's filters
+//! over HTTP and from the CLI; and the README's walk-through run as written, in a fresh shell.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::api::{admin_token, latest_version};
+use crate::api::{
+    Api, Artifact, admin_token, app_token, create_product, curl_upload, latest_version, publish,
+};
 use crate::cli::{Run, atlas, dir, release, write};
 use crate::support::{TestHub, root};
 
@@ -617,5 +619,435 @@ async fn the_readme_walk_through_works_as_written() {
             .await
             .as_deref(),
         Some("1.0.0")
+    );
+}
+
+/// Deploys one file as `build` of `pack` onto `channel` with `api`'s credential.
+async fn deploy_pack(api: &Api, pack: &str, build: &str, channel: &str) {
+    let bytes = format!("{pack} {build} ").repeat(50).into_bytes();
+    let sha256 = crate::support::sha256_hex(&bytes);
+    let (status, presigned) = api
+        .clone()
+        .post(
+            "/api/v1/storage/presign",
+            json!({"pack": pack, "build": build, "filename": "content.zip", "size": bytes.len(),
+                   "sha256": sha256, "contentType": "application/zip"}),
+        )
+        .await
+        .parts();
+    assert_eq!(status, 200, "{presigned}");
+    assert_eq!(curl_upload(&presigned, &bytes), 200);
+    let (status, body) = api
+        .clone()
+        .post(
+            &format!("/api/v1/packs/{pack}/deploy"),
+            json!({"build": build, "channel": channel, "artifacts": [
+                {"uploadId": presigned["uploadId"], "size": bytes.len(), "sha256": sha256}]}),
+        )
+        .await
+        .parts();
+    assert_eq!(status, 201, "{body}");
+}
+
+/// `(action, subject)` of each entry.
+fn actions(entries: &[Value]) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, s)| (a.to_string(), s.to_string()))
+        .collect()
+}
+
+/// Every entry the audit log lists for `query`, page after page (`limit` per page): each
+/// entry once, newest first.
+async fn audit_all(api: &Api, query: &str, limit: usize) -> Vec<Value> {
+    let mut entries: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/admin/audit?limit={limit}&{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let r = api.clone().get(&path).await;
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        let page = r.body["entries"].as_array().unwrap().clone();
+        assert!(page.len() <= limit, "{path}: {r:?}");
+        entries.extend(page);
+        match r.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] > w[1]),
+        "{query}: not newest first, or an entry twice: {ids:?}"
+    );
+    ids.dedup();
+    assert_eq!(ids.len(), entries.len());
+    entries
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The audit log's filters: by product (never a pack of the same slug), by pack, by actor
+/// (any case), by action or action prefix, by time window (since inclusive, until
+/// exclusive); combined; paged; bad values refused naming the parameter; from the CLI too.
+#[tokio::test]
+async fn the_audit_log_filters_by_product_pack_actor_action_and_time() {
+    let hub = TestHub::start().await;
+    let operator = admin_token(&hub);
+    let op = hub.api().bearer(&operator);
+    create_product(&hub, &operator, "launcher", json!({})).await;
+    create_product(&hub, &operator, "runner", json!({})).await;
+    let ci = app_token(
+        &hub,
+        &operator,
+        &["launcher", "runner"],
+        &["upload", "publish", "promote", "yank"],
+        &[],
+    )
+    .await;
+    let (status, bot) = op
+        .clone()
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": "Release Bot", "kind": "admin"}),
+        )
+        .await
+        .parts();
+    assert_eq!(status, 201, "{bot}");
+    let bot = hub.api().bearer(bot["token"].as_str().unwrap());
+    for pack in ["maps", "launcher"] {
+        let (status, body) = bot
+            .clone()
+            .post("/api/v1/admin/packs", json!({"slug": pack}))
+            .await
+            .parts();
+        assert_eq!(status, 201, "{body}");
+    }
+    let file = |tag: &str| [Artifact::new("linux", "x86_64", "appimage", tag)];
+    for (product, version, channel) in [
+        ("launcher", "1.0.0", Some("stable")),
+        ("runner", "1.0.0", Some("beta")),
+        ("launcher", "1.1.0", None),
+    ] {
+        let (status, body) = publish(&hub, &ci, product, version, channel, &file(product)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let r = hub
+        .api()
+        .bearer(&ci)
+        .post(
+            "/api/v1/releases/launcher/1.1.0/yank",
+            json!({"reason": "broken"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    deploy_pack(&bot, "maps", "b1", "beta").await;
+    deploy_pack(&bot, "maps", "b2", "beta").await;
+    let r = bot
+        .clone()
+        .put("/api/v1/packs/maps/channels/beta", json!({"build": "b1"}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    deploy_pack(&op, "launcher", "x1", "stable").await;
+
+    let everything = audit_all(&op, "", 100).await;
+    let filtered = |query: &'static str| audit_all(&op, query, 100);
+
+    // By product: the product, its releases and channels; not the pack of the same slug,
+    // not the tokens issued for it.
+    let launcher = pairs(&[
+        ("release.yank", "launcher@1.1.0"),
+        ("release.publish", "launcher@1.1.0"),
+        ("release.publish", "launcher@1.0.0"),
+        ("channel.move", "launcher/stable"),
+        ("product.create", "launcher"),
+    ]);
+    assert_eq!(actions(&filtered("product=launcher").await), launcher);
+    assert_eq!(
+        actions(&filtered("product=runner").await),
+        pairs(&[
+            ("release.publish", "runner@1.0.0"),
+            ("channel.move", "runner/beta"),
+            ("product.create", "runner"),
+        ])
+    );
+    assert_eq!(filtered("product=nothing-here").await, Vec::<Value>::new());
+    // By pack: pack actions only.
+    assert_eq!(
+        actions(&filtered("pack=launcher").await),
+        pairs(&[("pack.deploy", "launcher@x1"), ("pack.create", "launcher")])
+    );
+    let maps = pairs(&[
+        ("pack.channel.move", "maps/beta"),
+        ("pack.deploy", "maps@b2"),
+        ("pack.deploy", "maps@b1"),
+        ("pack.create", "maps"),
+    ]);
+    assert_eq!(actions(&filtered("pack=maps").await), maps);
+    // By actor: a case-insensitive part of it.
+    let by_bot = filtered("actor=release%20BOT").await;
+    assert_eq!(
+        actions(&by_bot),
+        pairs(&[
+            ("pack.channel.move", "maps/beta"),
+            ("pack.deploy", "maps@b2"),
+            ("pack.deploy", "maps@b1"),
+            ("pack.create", "launcher"),
+            ("pack.create", "maps"),
+        ])
+    );
+    assert!(
+        by_bot
+            .iter()
+            .all(|e| e["actor"].as_str().unwrap().contains("Release Bot")),
+        "{by_bot:?}"
+    );
+    assert_eq!(
+        filtered("actor=%25").await,
+        Vec::<Value>::new(),
+        "% is literal"
+    );
+    assert_eq!(
+        filtered("actor=_").await,
+        Vec::<Value>::new(),
+        "_ is literal"
+    );
+    // By action, exact or a prefix ending with '.'.
+    let moves = pairs(&[
+        ("channel.move", "runner/beta"),
+        ("channel.move", "launcher/stable"),
+    ]);
+    assert_eq!(actions(&filtered("action=channel.move").await), moves);
+    assert_eq!(actions(&filtered("action=channel.").await), moves);
+    assert_eq!(
+        filtered("action=channel").await,
+        Vec::<Value>::new(),
+        "exact"
+    );
+    assert_eq!(filtered("action=release.").await.len(), 4);
+    assert_eq!(
+        actions(&filtered("action=pack.channel.").await),
+        pairs(&[("pack.channel.move", "maps/beta")])
+    );
+    let pack_actions = filtered("action=pack.").await;
+    assert_eq!(pack_actions.len(), 6, "{pack_actions:?}");
+    assert_eq!(
+        actions(&filtered("action=token.issue").await).len(),
+        3,
+        "the bootstrap token, ci and Release Bot: {everything:?}"
+    );
+    // By time: since inclusive, until exclusive. The publish of launcher 1.0.0 and its
+    // channel move are one transaction: one time.
+    let published = everything
+        .iter()
+        .find(|e| e["subject"] == "launcher@1.0.0")
+        .unwrap();
+    let at = published["at"].as_str().unwrap();
+    let t = |e: &Value| {
+        time::OffsetDateTime::parse(
+            e["at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let since: Vec<Value> = everything
+        .iter()
+        .filter(|e| t(e) >= t(published))
+        .cloned()
+        .collect();
+    let until: Vec<Value> = everything
+        .iter()
+        .filter(|e| t(e) < t(published))
+        .cloned()
+        .collect();
+    assert!(since.len() > 2 && until.len() > 2, "{everything:?}");
+    assert_eq!(
+        audit_all(&op, &format!("since={}", encode(at)), 100).await,
+        since
+    );
+    assert_eq!(
+        audit_all(&op, &format!("until={}", encode(at)), 100).await,
+        until
+    );
+    assert_eq!(
+        actions(&audit_all(&op, &format!("product=launcher&since={}", encode(at)), 100).await),
+        launcher[..4]
+    );
+    assert_eq!(
+        actions(&audit_all(&op, &format!("product=launcher&until={}", encode(at)), 100).await),
+        launcher[4..]
+    );
+    let r = op
+        .clone()
+        .get(&format!(
+            "/api/v1/admin/audit?since={0}&until={0}",
+            encode(at)
+        ))
+        .await;
+    assert_eq!((r.status, r.body["entries"].clone()), (200, json!([])));
+    // An offset other than Z is the same instant.
+    let later = t(published) + time::Duration::hours(2);
+    let shifted = later
+        .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert!(shifted.contains("+02:00"), "{shifted}");
+    assert_eq!(
+        audit_all(&op, &format!("since={}", encode(at)), 100).await,
+        audit_all(
+            &op,
+            &format!("until={}&since={}", encode(&shifted), encode(at)),
+            100
+        )
+        .await
+    );
+
+    // Combined.
+    assert_eq!(
+        actions(&filtered("product=launcher&action=release.").await),
+        launcher[..3]
+    );
+    assert_eq!(
+        actions(&filtered("pack=maps&action=pack.deploy&actor=bot").await),
+        maps[1..3]
+    );
+    assert_eq!(
+        filtered("pack=maps&actor=operator").await,
+        Vec::<Value>::new()
+    );
+    // Paged: every match once, whatever the page size.
+    for limit in [1, 2, 3] {
+        assert_eq!(
+            actions(&audit_all(&op, "product=launcher", limit).await),
+            launcher,
+            "limit {limit}"
+        );
+        assert_eq!(
+            actions(&audit_all(&op, "pack=maps&action=pack.", limit).await),
+            maps
+        );
+    }
+    // Bad values: 400 naming the parameter.
+    let long_actor = format!("actor={}", "a".repeat(201));
+    for (query, mention) in [
+        ("product=Launcher", "product"),
+        ("product=launcher%2Fstable", "product"),
+        ("product=launcher%40", "product"),
+        ("pack=maps_1", "pack"),
+        ("product=launcher&pack=maps", "product"),
+        ("actor=a%07b", "actor"),
+        (long_actor.as_str(), "actor"),
+        ("action=Channel.move", "action"),
+        ("action=channel..move", "action"),
+        ("action=.move", "action"),
+        ("action=channel%25", "action"),
+        ("since=yesterday", "since"),
+        ("since=2026-11-27", "since"),
+        ("since=2026-11-27T16:00:00", "since"),
+        ("until=2026-13-01T00:00:00Z", "until"),
+        (
+            "since=2026-11-28T00:00:00Z&until=2026-11-27T00:00:00Z",
+            "since",
+        ),
+        ("subject=launcher", "subject"),
+        ("product=launcher&product=runner", "product"),
+        ("limit=0&product=launcher", "limit"),
+    ] {
+        let r = op
+            .clone()
+            .get(&format!("/api/v1/admin/audit?{query}"))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, Some("invalid_input")),
+            "{query}: {r:?}"
+        );
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(mention), "{query}: {detail}");
+    }
+
+    // From the CLI: the same filters, and the next page's command keeps them.
+    let run = admin(
+        &hub,
+        &operator,
+        &[
+            "audit",
+            "--product",
+            "launcher",
+            "--action",
+            "release.",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        actions(json_out(&run)["entries"].as_array().unwrap()),
+        launcher[..3]
+    );
+    let run = admin(
+        &hub,
+        &operator,
+        &["audit", "--actor", "Release Bot", "--limit", "2"],
+    );
+    assert!(run.ok, "{run}");
+    assert!(
+        run.stdout
+            .contains("next: atlas-hub admin audit --actor 'Release Bot' --cursor "),
+        "{run}"
+    );
+    let run = admin(
+        &hub,
+        &operator,
+        &["audit", "--pack", "maps", "--since", at, "--all", "--json"],
+    );
+    let all = json_out(&run);
+    assert_eq!(
+        actions(all["entries"].as_array().unwrap()),
+        maps[..3],
+        "maps was created before launcher 1.0.0 was published"
+    );
+    let run = admin(
+        &hub,
+        &operator,
+        &[
+            "audit",
+            "--until",
+            &shifted,
+            "--action",
+            "channel.move",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        actions(json_out(&run)["entries"].as_array().unwrap()),
+        moves
+    );
+    let run = admin(&hub, &operator, &["audit", "--since", "yesterday"]);
+    assert!(
+        !run.ok && run.stderr.contains("400 invalid_input") && run.stderr.contains("since"),
+        "{run}"
+    );
+    let run = admin(
+        &hub,
+        &operator,
+        &["audit", "--product", "launcher", "--pack", "maps"],
+    );
+    assert!(
+        !run.ok && run.stderr.contains("cannot be used with"),
+        "{run}"
     );
 }

@@ -674,3 +674,203 @@ async fn pack_tokens_are_scoped_to_one_pack_and_refused_for_oidc_only_packs() {
         .parts();
     assert_eq!((status, b["code"].as_str()), (409, Some("pack_oidc_only")));
 }
+
+/// `GET /api/v1/admin/packs/{pack}`: the pack as the list shows it, its channels (where each
+/// points, where it pointed before, who moved it) and its builds, newest first.
+#[tokio::test]
+async fn the_pack_detail_shows_its_channels_and_builds() {
+    let issuer = issuer().await;
+    let (hub, admin) = pack_hub(&issuer).await;
+    let (status, t) = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/tokens",
+            json!({"name": "maps-ci", "kind": "pack", "pack": "maps"}),
+        )
+        .await
+        .parts();
+    assert_eq!(status, 201, "{t}");
+    let token = t["token"].as_str().unwrap().to_owned();
+    let hdr = ("x-atlas-pack-deploy-token", token.as_str());
+    for (build, files) in [
+        ("v1", &["maps.zip"][..]),
+        ("v2", &["maps.zip", "extra.zip"][..]),
+    ] {
+        let mut artifacts = Vec::new();
+        for file in files {
+            let bytes = format!("{build} {file} ").repeat(40).into_bytes();
+            let (status, p) = pack_call(
+                &hub,
+                "POST",
+                "/api/v1/storage/presign",
+                hdr,
+                presign_body(build, file, &bytes),
+            )
+            .await;
+            assert_eq!(status, 200, "{p}");
+            assert_eq!(curl_upload(&p, &bytes), 200);
+            artifacts.push(json!({"uploadId": p["uploadId"], "size": bytes.len(),
+                                  "sha256": crate::support::sha256_hex(&bytes)}));
+        }
+        let (status, b) = pack_call(
+            &hub,
+            "POST",
+            "/api/v1/packs/maps/deploy",
+            hdr,
+            json!({"build": build, "channel": "beta", "artifacts": artifacts}),
+        )
+        .await;
+        assert_eq!(status, 201, "{b}");
+    }
+    // A second channel, moved by an operator.
+    let (status, b) = hub
+        .api()
+        .bearer(&admin)
+        .put("/api/v1/packs/maps/channels/stable", json!({"build": "v1"}))
+        .await
+        .parts();
+    assert_eq!(status, 200, "{b}");
+
+    let (status, detail) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/packs/maps")
+        .await
+        .parts();
+    assert_eq!(status, 200, "{detail}");
+    let (_, list) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/packs")
+        .await
+        .parts();
+    let listed = list["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["slug"] == "maps")
+        .unwrap();
+    for (field, value) in listed.as_object().unwrap() {
+        assert_eq!(
+            &detail[field], value,
+            "{field}: the pack as the list shows it"
+        );
+    }
+    assert_eq!(detail["github"]["repository"], "octo/packs");
+    let channels = detail["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 2, "{detail}");
+    let beta = &channels[0];
+    assert_eq!(
+        (
+            beta["name"].as_str(),
+            beta["build"].as_str(),
+            beta["previousBuild"].as_str()
+        ),
+        (Some("beta"), Some("v2"), Some("v1")),
+        "{detail}"
+    );
+    assert!(
+        beta["updatedBy"].as_str().unwrap().contains("maps-ci"),
+        "{detail}"
+    );
+    assert!(beta["updatedAt"].is_string(), "{detail}");
+    let stable = &channels[1];
+    assert_eq!(
+        (
+            stable["name"].as_str(),
+            stable["build"].as_str(),
+            stable["previousBuild"].clone()
+        ),
+        (Some("stable"), Some("v1"), json!(null)),
+        "{detail}"
+    );
+    assert!(
+        stable["updatedBy"].as_str().unwrap().contains("operator"),
+        "{detail}"
+    );
+    let builds: Vec<(&str, i64)> = detail["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            assert!(b["createdAt"].is_string(), "{b}");
+            (
+                b["build"].as_str().unwrap(),
+                b["artifactCount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(builds, [("v2", 2), ("v1", 1)], "newest first");
+
+    // A pack without builds; an unknown pack; a bad slug; credentials that may not read.
+    let (status, b) = hub
+        .api()
+        .bearer(&admin)
+        .post("/api/v1/admin/packs", json!({"slug": "skins"}))
+        .await
+        .parts();
+    assert_eq!(status, 201, "{b}");
+    let (status, b) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/packs/skins")
+        .await
+        .parts();
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        (b["channels"].clone(), b["builds"].clone()),
+        (json!([]), json!([]))
+    );
+    let (status, b) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/packs/nope")
+        .await
+        .parts();
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (404, Some("not_found")),
+        "{b}"
+    );
+    let (status, b) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/packs/Maps")
+        .await
+        .parts();
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{b}"
+    );
+    assert!(b["detail"].as_str().unwrap().contains("pack"), "{b}");
+    let (status, b) = hub
+        .api()
+        .bearer(&admin)
+        .get("/api/v1/admin/packs/maps?limit=1")
+        .await
+        .parts();
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{b}"
+    );
+    let (status, b) = hub.api().get("/api/v1/admin/packs/maps").await.parts();
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (401, Some("token_missing")),
+        "{b}"
+    );
+    let (status, b) = hub
+        .api()
+        .bearer(&token)
+        .get("/api/v1/admin/packs/maps")
+        .await
+        .parts();
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (403, Some("scope_denied")),
+        "{b}"
+    );
+}

@@ -27,6 +27,24 @@ pub fn oidc_provider() -> PathBuf {
     })
 }
 
+/// `tests/console`, with `playwright-core` installed in its `node_modules`, and the path of
+/// Debian's `chromium` it drives (`tests/it/console.rs`). Playwright never downloads a
+/// browser here: the machine's own is used, and its absence fails the test naming the fix.
+pub fn console_browser() -> (PathBuf, PathBuf) {
+    static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = installed(&DONE, || provision_npm("tests/console", "playwright-core"));
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        runs(&chromium.to_string_lossy()),
+        "the console tests drive Debian's chromium and {} does not run: apt-get install \
+         chromium (or set CHROMIUM to a Chromium binary)",
+        chromium.display()
+    );
+    (dir, chromium)
+}
+
 /// `tests/contract/.venv/bin/schemathesis` (`tests/it/contract.rs`).
 pub fn schemathesis() -> PathBuf {
     static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();

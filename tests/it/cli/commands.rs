@@ -1,4 +1,5 @@
-//! promote, roll back, yank and status as single commands; errors that name the fix.
+//! promote, roll back, yank (with a reason) and status as single commands; errors that name
+//! the fix.
 
 use super::*;
 
@@ -118,13 +119,80 @@ async fn promote_roll_back_yank_and_status_are_single_commands() {
             .contains("fix: move the channel off this release first"),
         "{run}"
     );
+    // A reason the Hub refuses is its refusal, naming the field; nothing is yanked.
+    let run = release(
+        &hub,
+        &app,
+        &[
+            "yank",
+            "--product",
+            "launcher",
+            "--version",
+            "1.1.0",
+            "--reason",
+            "two\nlines",
+        ],
+    );
+    assert!(
+        !run.ok && run.stderr.contains("400 invalid_input") && run.stderr.contains("reason"),
+        "{run}"
+    );
+    let run = release(
+        &hub,
+        &app,
+        &[
+            "yank",
+            "--product",
+            "launcher",
+            "--version",
+            "1.1.0",
+            "--reason",
+            "corrupts saves (#42)",
+        ],
+    );
+    assert!(
+        run.ok
+            && run
+                .stdout
+                .contains("yanked launcher 1.1.0 (corrupts saves (#42))"),
+        "{run}"
+    );
+    let (_, detail) = hub
+        .api()
+        .get("/api/v1/releases/launcher/1.1.0")
+        .await
+        .parts();
+    assert_eq!(
+        (detail["yanked"].as_bool(), detail["yankReason"].as_str()),
+        (Some(true), Some("corrupts saves (#42)")),
+        "{detail}"
+    );
+    // Without --reason: a yank as before (no body); the reason stays.
     let run = release(
         &hub,
         &app,
         &["yank", "--product", "launcher", "--version", "1.1.0"],
     );
     assert!(
-        run.ok && run.stdout.contains("yanked launcher 1.1.0"),
+        run.ok && run.stdout.contains("yanked launcher 1.1.0:"),
+        "{run}"
+    );
+    let run = release(
+        &hub,
+        &app,
+        &[
+            "yank",
+            "--product",
+            "launcher",
+            "--version",
+            "1.1.0",
+            "--undo",
+            "--reason",
+            "x",
+        ],
+    );
+    assert!(
+        !run.ok && run.stderr.contains("cannot be used with"),
         "{run}"
     );
     let run = release(
@@ -157,6 +225,16 @@ async fn promote_roll_back_yank_and_status_are_single_commands() {
         ],
     );
     assert!(run.ok, "{run}");
+    let (_, detail) = hub
+        .api()
+        .get("/api/v1/releases/launcher/1.1.0")
+        .await
+        .parts();
+    assert_eq!(
+        (detail["yanked"].as_bool(), detail["yankReason"].clone()),
+        (Some(false), json!(null)),
+        "unyank clears the reason: {detail}"
+    );
 }
 
 #[tokio::test]

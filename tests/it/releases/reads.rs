@@ -198,3 +198,186 @@ async fn bad_input_answers_problems_not_500s() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// A yank may say why: the reason shows in the release, the history and the audit log, a
+/// bad one is refused naming `reason`, yanks without a body keep working, unyank clears it.
+#[tokio::test]
+async fn yank_reasons_show_in_detail_history_and_audit_and_unyank_clears_them() {
+    let (hub, admin, app) = setup(&[]).await;
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        let a = [Artifact::new("linux", "x86_64", "appimage", v)];
+        assert_eq!(publish(&hub, &app, "launcher", v, None, &a).await.0, 201);
+    }
+    let yank = |version: &str, body: Option<serde_json::Value>| {
+        let path = format!("/api/v1/releases/launcher/{version}/yank");
+        let api = hub.api().bearer(&app);
+        async move { api.send(http::Method::POST, &path, body).await }
+    };
+    let detail = |version: &str| {
+        let path = format!("/api/v1/releases/launcher/{version}");
+        let api = hub.api();
+        async move { api.get(&path).await.body }
+    };
+    let history = || async {
+        let body = hub.api().get("/api/v1/releases/launcher").await.body;
+        body["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["version"].as_str().unwrap().to_owned(),
+                    r["yanked"].as_bool().unwrap(),
+                    r["yankReason"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let yank_audit = || async {
+        let body = hub
+            .api()
+            .bearer(&admin)
+            .get("/api/v1/admin/audit?action=release.yank&limit=100")
+            .await
+            .body;
+        body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["subject"].as_str().unwrap().to_owned(),
+                    e["detail"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let reason = "crashes on start on Wayland (#1234) — use 1.1.0";
+    let r = yank("1.0.0", Some(json!({ "reason": reason }))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["yanked"].as_bool(), r.body["yankReason"].as_str()),
+        (Some(true), Some(reason))
+    );
+    assert_eq!(detail("1.0.0").await["yankReason"], reason);
+    // Without a body, and with `{}`: a yank without a reason, as before reasons existed.
+    let r = yank("1.1.0", None).await;
+    assert_eq!(
+        (r.status, r.body["yankReason"].clone()),
+        (200, json!(null)),
+        "{r:?}"
+    );
+    let r = yank("1.1.0", Some(json!({}))).await;
+    assert_eq!(
+        (r.status, r.body["yankReason"].clone()),
+        (200, json!(null)),
+        "{r:?}"
+    );
+    assert_eq!(
+        detail("1.2.0").await["yankReason"],
+        json!(null),
+        "not yanked"
+    );
+    assert_eq!(
+        history().await,
+        [
+            ("1.2.0".to_owned(), false, json!(null)),
+            ("1.1.0".to_owned(), true, json!(null)),
+            ("1.0.0".to_owned(), true, json!(reason)),
+        ]
+    );
+    assert_eq!(
+        yank_audit().await,
+        [
+            ("launcher@1.1.0".to_owned(), json!({"reason": null})),
+            ("launcher@1.0.0".to_owned(), json!({"reason": reason})),
+        ],
+        "one entry per yank, the repeated one not audited"
+    );
+
+    // A new reason for a yanked release replaces the old one, audited; none keeps it.
+    let r = yank("1.0.0", Some(json!({"reason": "  also corrupts saves  "}))).await;
+    assert_eq!(
+        (r.status, r.body["yankReason"].as_str()),
+        (200, Some("also corrupts saves"))
+    );
+    let r = yank("1.0.0", None).await;
+    assert_eq!(r.body["yankReason"], "also corrupts saves");
+    assert_eq!(yank_audit().await.len(), 3);
+    assert_eq!(
+        yank_audit().await[0].1,
+        json!({"reason": "also corrupts saves"})
+    );
+
+    // Bad reasons: 400 naming reason, and nothing changes.
+    let long = "x".repeat(501);
+    for (body, mention) in [
+        (json!({"reason": "first line\nsecond line"}), "reason"),
+        (json!({"reason": "tab\there"}), "reason"),
+        (json!({"reason": "bidi \u{202e}txet"}), "reason"),
+        (json!({"reason": long}), "reason"),
+        (json!({"reason": ""}), "reason"),
+        (json!({"reason": "   "}), "reason"),
+        (json!({"reason": 5}), "reason"),
+        (json!({"reason": ["a"]}), "reason"),
+        (json!({"why": "x"}), "unknown field `why`"),
+    ] {
+        let r = yank("1.2.0", Some(body.clone())).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, Some("invalid_input")),
+            "{body}: {r:?}"
+        );
+        let detail_text = r.body["detail"].as_str().unwrap();
+        assert!(detail_text.contains(mention), "{body}: {detail_text}");
+    }
+    let r = client()
+        .post(hub.at("/api/v1/releases/launcher/1.2.0/yank"))
+        .bearer_auth(&app)
+        .header("content-type", "text/plain")
+        .body("reason=broken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        detail("1.2.0").await["yanked"],
+        false,
+        "a refused yank yanked"
+    );
+    assert_eq!(yank_audit().await.len(), 3);
+    // 500 characters (not bytes) is the limit.
+    let r = yank("1.2.0", Some(json!({"reason": "é".repeat(500)}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["yankReason"].as_str().unwrap().chars().count(), 500);
+
+    // Unyank clears the reason; a later yank without one does not bring it back.
+    let r = hub
+        .api()
+        .bearer(&app)
+        .send(
+            http::Method::POST,
+            "/api/v1/releases/launcher/1.0.0/unyank",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["yanked"].as_bool()),
+        (200, Some(false)),
+        "{r:?}"
+    );
+    assert_eq!(r.body["yankReason"], json!(null));
+    assert_eq!(detail("1.0.0").await["yankReason"], json!(null));
+    assert_eq!(history().await[2], ("1.0.0".to_owned(), false, json!(null)));
+    let r = yank("1.0.0", None).await;
+    assert_eq!(
+        (r.status, r.body["yankReason"].clone()),
+        (200, json!(null)),
+        "{r:?}"
+    );
+    assert_eq!(
+        count_rows(&hub, "releases", "yank_reason IS NOT NULL").await,
+        1
+    );
+}
