@@ -4,18 +4,18 @@
 use super::*;
 
 /// One function under load: RSS after start, preflight, warm-up, measured run, RSS after.
-struct Measured {
-    load: LoadResult,
+pub(crate) struct Measured {
+    pub(crate) load: LoadResult,
     rss_start: u64,
     rss_after: u64,
     requests_served: u64,
     /// The function's own CPU (user + system) per request of the measured run, in µs: what
     /// the route costs the instance, unlike throughput independent of what else the
     /// machine's cores are doing.
-    cpu_us_per_request: f64,
+    pub(crate) cpu_us_per_request: f64,
 }
 
-fn measure(
+pub(crate) fn measure(
     ctx: &mut Ctx,
     label: &str,
     name: &str,

@@ -10,7 +10,8 @@
 //! Settings (environment): `ATLAS_BENCH_SECONDS` (load run length, default 10),
 //! `ATLAS_BENCH_COLD_RUNS` (default 25), `ATLAS_BENCH_OUT` (default `results`),
 //! `ATLAS_BENCH_LOGS=1` (keep each function's request log in the work folder),
-//! `ATLAS_BENCH_ONLY` (a comma list of `sizes`, `cold`, `lookups`, `presign`, `criterion`).
+//! `ATLAS_BENCH_ONLY` (a comma list of `sizes`, `cold`, `lookups`, `usage`, `presign`,
+//! `criterion`).
 
 mod cold;
 mod http;
@@ -20,6 +21,7 @@ mod presign;
 mod procs;
 mod report;
 mod seed;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,6 +40,7 @@ use lookups::lookups;
 use presign::{criterion, presign_and_publish};
 use procs::Function;
 use report::{Row, mb, ms, ratio, rps, us};
+use usage::usage;
 
 const DATABASE: &str = "atlas_bench";
 const BUCKET: &str = "atlas-bench";
@@ -371,6 +374,9 @@ fn run() -> Result<bool, String> {
     }
     if part("lookups") {
         lookups(&mut ctx, &mut rows)?;
+    }
+    if part("usage") {
+        usage(&mut ctx, &mut rows)?;
     }
     if part("presign") {
         presign_and_publish(&mut ctx, &catalogue, &mut rows)?;

@@ -192,3 +192,39 @@ async fn audited(
         .await
         .map_err(api)
 }
+
+/// `admin prune`: statistics rows past the retention period, with database access (what
+/// Vercel's scheduler does through `/api/v1/admin/prune`, for anywhere else: a cron job).
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Days of daily statistics to keep.
+    #[arg(long, env = "ATLAS_STATS_RETENTION_DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(7..=3650))]
+    retention_days: u32,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// Removes daily statistics rows older than the retention period, audited.
+pub async fn prune(args: PruneArgs) -> Result<(), String> {
+    let (_, db) = database(&args.database).await?;
+    let mut conn = db.conn().await.map_err(api)?;
+    let tx = conn.transaction().await.map_err(api)?;
+    let pruned = atlas_hub::domain::stats::prune(&tx, args.retention_days)
+        .await
+        .map_err(api)?;
+    let actor = Actor {
+        name: who(),
+        token_id: None,
+    };
+    let detail = serde_json::json!({"before": pruned.before, "requestRows": pruned.request_rows,
+        "clientRows": pruned.client_rows, "downloadRows": pruned.download_rows});
+    audit::commit(tx, &actor, "stats.prune", "stats", detail)
+        .await
+        .map_err(api)?;
+    println!(
+        "removed statistics before {}: {} request rows, {} client rows, {} download rows",
+        pruned.before, pruned.request_rows, pruned.client_rows, pruned.download_rows
+    );
+    Ok(())
+}

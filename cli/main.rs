@@ -70,6 +70,9 @@ enum AdminCommand {
     /// The first sign-in rule, written straight into the database (like `bootstrap-token`):
     /// e.g. `--kind github_user --value octocat --role admin`.
     BootstrapAccess(admin::BootstrapAccessArgs),
+    /// Remove usage statistics past the retention period (ATLAS_STATS_RETENTION_DAYS, default
+    /// 400), with database access: schedule it daily where Vercel's cron does not run.
+    Prune(admin::PruneArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
                 AdminCommand::Audit(a) => client::admin::audit(a).await,
                 AdminCommand::Access(c) => client::admin::access(c).await,
                 AdminCommand::BootstrapAccess(a) => admin::bootstrap_access(a).await,
+                AdminCommand::Prune(a) => admin::prune(a).await,
             },
             Command::Release(command) => client::release::run(command).await,
             Command::Pack(command) => client::pack::run(command).await,

@@ -7,6 +7,7 @@ use crate::db::Db;
 use crate::domain::lookup::LookupBatcher;
 use crate::domain::oidc::OidcVerifier;
 use crate::domain::signin::Providers;
+use crate::domain::usage::Recorder;
 use crate::storage::Storage;
 
 /// Per-instance state: configuration, database pool, storage client.
@@ -22,6 +23,8 @@ pub struct AppState {
     pub lookups: Arc<LookupBatcher>,
     /// Operator sign-in providers (discovery fetched on first use).
     pub signin: Providers,
+    /// Usage statistics recorded by this instance, written in batches.
+    pub usage: Recorder,
     /// Whether the local developer sign-in is offered (only `atlas-hub serve` sets it, and
     /// only its router has the route).
     pub local_signin: bool,
@@ -35,6 +38,7 @@ impl AppState {
         let oidc = OidcVerifier::new(&config.oidc_issuer, config.oidc_audience.as_deref());
         let lookups = LookupBatcher::new(db.clone(), config.db_pooler, &config.hub_url);
         let signin = Providers::new(&config);
+        let usage = Recorder::new(config.stats.on, &config.token_pepper);
         Ok(Self {
             config,
             db,
@@ -42,6 +46,7 @@ impl AppState {
             oidc,
             lookups,
             signin,
+            usage,
             local_signin: false,
         })
     }

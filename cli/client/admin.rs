@@ -24,7 +24,7 @@ pub struct AdminArgs {
 }
 
 impl AdminArgs {
-    fn hub(self) -> Result<Hub, ClientError> {
+    pub(crate) fn hub(self) -> Result<Hub, ClientError> {
         let credential = Credential::bearer(
             self.token,
             ADMIN_TOKEN_VAR,

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod oidc;
 pub mod pack;
 pub mod release;
+pub mod stats;
 pub mod table;
 pub mod upload;
 pub mod verify;

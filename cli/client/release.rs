@@ -31,6 +31,9 @@ pub enum ReleaseCommand {
     Yank(YankArgs),
     /// Show a product's channels and what each serves per platform.
     Status(StatusArgs),
+    /// A product's usage: downloads, update checks, distinct clients by day, version,
+    /// platform or channel; the installed base by version; rollout adoption (admin token).
+    Stats(super::stats::StatsArgs),
 }
 
 /// The app deploy token. (No `Debug` on argument structs: they hold secrets.)
@@ -174,6 +177,7 @@ pub async fn run(command: ReleaseCommand) -> Result<(), String> {
         ReleaseCommand::Rollback(a) => rollback(a).await,
         ReleaseCommand::Yank(a) => yank(a).await,
         ReleaseCommand::Status(a) => status(a).await,
+        ReleaseCommand::Stats(a) => return super::stats::run(a).await,
     };
     done.map_err(String::from)
 }

@@ -69,6 +69,21 @@ pub struct Config {
     /// Operator sign-in: the providers that are on and session lifetimes
     /// ([`SigninConfig`]).
     pub signin: SigninConfig,
+    /// Usage statistics ([`StatsConfig`]).
+    pub stats: StatsConfig,
+}
+
+/// Usage statistics.
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    /// `ATLAS_STATS`: `on` (default) or `off` (nothing recorded; for a benchmark's baseline,
+    /// or a deployment that wants none).
+    pub on: bool,
+    /// `ATLAS_STATS_RETENTION_DAYS`: daily rows kept this long, then pruned (default 400).
+    pub retention_days: u32,
+    /// `CRON_SECRET`: what Vercel's scheduler sends as its bearer token to the prune route
+    /// (Vercel sets and sends it; unset elsewhere, where an admin token is used).
+    pub cron_secret: Option<Secret>,
 }
 
 /// How much the request log says.
@@ -397,6 +412,27 @@ impl Config {
         };
 
         let signin = signin::read(&mut r);
+        let stats = StatsConfig {
+            on: match r.optional("ATLAS_STATS").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    r.problem("ATLAS_STATS", format!("expected on or off, got {other:?}"));
+                    true
+                }
+            },
+            retention_days: r.number("ATLAS_STATS_RETENTION_DAYS", 400u32, 7, 3650),
+            cron_secret: match r.optional("CRON_SECRET") {
+                Some(s) if s.len() < 16 => {
+                    r.problem(
+                        "CRON_SECRET",
+                        "too short: use at least 16 random characters",
+                    );
+                    None
+                }
+                other => other.map(Secret::new),
+            },
+        };
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -418,6 +454,7 @@ impl Config {
             limits,
             log,
             signin,
+            stats,
         })
     }
 }

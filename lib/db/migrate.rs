@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_yank_reason.sql",
         sql: include_str!("../../migrations/0006_yank_reason.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_usage.sql",
+        sql: include_str!("../../migrations/0007_usage.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod channels;
+pub mod hll;
 pub mod ids;
 pub mod limits;
 pub mod lookup;
@@ -16,5 +17,7 @@ pub mod rollout;
 pub mod sessions;
 pub mod signature;
 pub mod signin;
+pub mod stats;
 pub mod tokens;
 pub mod uploads;
+pub mod usage;

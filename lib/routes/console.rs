@@ -51,6 +51,7 @@ assets! {
     "pages/packs.js" => "text/javascript; charset=utf-8",
     "pages/audit.js" => "text/javascript; charset=utf-8",
     "pages/access.js" => "text/javascript; charset=utf-8",
+    "pages/usage.js" => "text/javascript; charset=utf-8",
 }
 
 /// The console's routes for the local server.

@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use crate::domain::ids::{Arch, Kind, Os, Slug, parse_channel};
 use crate::domain::lookup::{Latest, LatestArtifact};
-use crate::http::ApiError;
+use crate::domain::usage::{self, Seen};
 use crate::http::respond::CachePolicy;
+use crate::http::{ApiError, RequestMeta};
 use crate::state::AppState;
 
 /// The header launchers send to identify an installation for staged rollouts.
@@ -101,6 +102,68 @@ impl RolloutClient {
             private: staged && self.key.is_some() && !self.in_url,
         }
     }
+}
+
+/// Records what a consumer request was (`domain::usage`): added to this instance's batch, and
+/// written after the answer by the request that finds no write in flight. A failed write is
+/// logged, never answered.
+pub fn record(state: &Arc<AppState>, meta: &RequestMeta, seen: Seen<'_>) {
+    if !state.usage.record(&seen) {
+        return;
+    }
+    let state = state.clone();
+    let request_id = meta.request_id.clone();
+    meta.background.run(async move {
+        while let Some(batch) = state.usage.take() {
+            let written = async {
+                let conn = state.db.conn().await?;
+                usage::write(&conn, &batch).await
+            }
+            .await;
+            if let Err(e) = written {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"level": "warn", "requestId": request_id,
+                        "event": "usage_write_failed", "requests": batch.requests(),
+                        "code": e.code, "cause": e.cause})
+                );
+            }
+            if batch.dropped > 0 {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"level": "warn", "requestId": request_id,
+                        "event": "usage_dropped", "observations": batch.dropped})
+                );
+            }
+        }
+    });
+}
+
+/// Records a latest lookup or latest download ([`record`]).
+pub fn record_latest(
+    state: &Arc<AppState>,
+    meta: &RequestMeta,
+    path: &LatestPath,
+    channel: &str,
+    latest: &Latest,
+    artifact: &LatestArtifact,
+    client: &RolloutClient,
+) {
+    let platform = format!("{}-{}", path.os.as_str(), path.arch.as_str());
+    record(
+        state,
+        meta,
+        Seen {
+            product: path.product.as_str(),
+            event: usage::Event::Latest,
+            channel,
+            platform: &platform,
+            bundle: &artifact.kind,
+            version: &latest.version,
+            offered: "",
+            client: client.key(),
+        },
+    );
 }
 
 /// `{product}/latest/{os}/{arch}`.

@@ -9,7 +9,9 @@ use axum::extract::State;
 use http::Method;
 use serde::Deserialize;
 
-use super::consumers::{ClientIdHeader, LatestPath, LatestQuery, RolloutClient, resolve_latest};
+use super::consumers::{
+    ClientIdHeader, LatestPath, LatestQuery, RolloutClient, record_latest, resolve_latest,
+};
 use crate::domain::ids::parse_filename;
 use crate::domain::releases;
 use crate::http::extract::{Client, Meta, NoQuery, Path, Query};
@@ -170,7 +172,10 @@ pub async fn latest(
     Query(query): Query<LatestQuery>,
 ) -> ApiResult {
     let client = RolloutClient::of(&client_id, query.client_id.as_deref(), address, true)?;
-    let (_, _, artifact, _) = resolve_latest(&state, &path, &query, &client).await?;
+    let (channel, latest, artifact, _) = resolve_latest(&state, &path, &query, &client).await?;
+    if method == Method::GET {
+        record_latest(&state, &meta, &path, channel, &latest, &artifact, &client);
+    }
     redirect(
         &state,
         &method,

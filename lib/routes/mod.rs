@@ -18,6 +18,7 @@ pub mod packs;
 pub mod presign;
 pub mod publish;
 pub mod releases;
+pub mod stats;
 pub mod updater;
 
 use std::sync::Arc;
@@ -75,6 +76,9 @@ route_table! {
     [admin::audit_log],
     [access::list, access::grant],
     [access::revoke],
+    [stats::product],
+    [stats::pack],
+    [stats::prune],
     // Operators in a browser.
     [auth::session],
     [auth::signin],
@@ -196,6 +200,21 @@ pub const FUNCTIONS: &[Function] = &[
         "/api/v1/admin/access/{id}",
         "api/v1/admin/access/[id].rs",
         "admin_access_rule",
+    ),
+    Function::new(
+        "/api/v1/admin/stats/{product}",
+        "api/v1/admin/stats/[product].rs",
+        "admin_stats",
+    ),
+    Function::new(
+        "/api/v1/admin/stats/packs/{pack}",
+        "api/v1/admin/stats/packs/[pack].rs",
+        "admin_stats_pack",
+    ),
+    Function::new(
+        "/api/v1/admin/prune",
+        "api/v1/admin/prune.rs",
+        "admin_prune",
     ),
     Function::new(
         "/api/v1/auth/session",

@@ -209,6 +209,8 @@ pub fn generate() -> Value {
             "description": "Admin token (`atlas_admin_…`)."},
         "packToken": {"type": "apiKey", "in": "header", "name": "x-atlas-pack-deploy-token",
             "description": "Pack deploy token (`atlas_pack_…`), scoped to one pack."},
+        "cronSecret": {"type": "http", "scheme": "bearer",
+            "description": "Vercel's scheduler: `CRON_SECRET`, which Vercel sets and sends to scheduled routes."},
         "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-atlas-session",
             "description": "An operator's session (sign in at /api/v1/auth/signin/{provider}); its role decides what it may do. Requests that change state also need the x-atlas-csrf header (the csrfToken of GET /api/v1/auth/session) and a same-origin Origin / Sec-Fetch-Site."},
         "githubOidc": {"type": "apiKey", "in": "header", "name": "x-atlas-oidc-token",

@@ -7,7 +7,9 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::consumers::{ClientIdHeader, LatestPath, LatestQuery, RolloutClient, resolve_latest};
+use super::consumers::{
+    ClientIdHeader, LatestPath, LatestQuery, RolloutClient, record_latest, resolve_latest,
+};
 use super::public_cache;
 use crate::domain::audit::{self, Actor};
 use crate::domain::ids::{Slug, Version, is_hidden_control};
@@ -18,7 +20,7 @@ use crate::domain::signature;
 use crate::domain::tokens::Scope;
 use crate::domain::{channels, products};
 use crate::error::{ApiError, Code};
-use crate::http::extract::{Caller, Client, NoBody, NoQuery, OptionalJson, Path, Query};
+use crate::http::extract::{Caller, Client, Meta, NoBody, NoQuery, OptionalJson, Path, Query};
 use crate::http::{ApiResult, respond};
 use crate::state::AppState;
 
@@ -55,6 +57,7 @@ pub struct ReleasePath {
 )]
 pub async fn latest(
     State(state): State<Arc<AppState>>,
+    Meta(meta): Meta,
     Client(address): Client,
     client_id: ClientIdHeader,
     Path(path): Path<LatestPath>,
@@ -63,6 +66,7 @@ pub async fn latest(
     let client = RolloutClient::of(&client_id, query.client_id.as_deref(), address, true)?;
     let (channel, latest, artifact, staged) =
         resolve_latest(&state, &path, &query, &client).await?;
+    record_latest(&state, &meta, &path, channel, &latest, &artifact, &client);
     let body = LatestRelease {
         product: path.product.as_str(),
         channel,

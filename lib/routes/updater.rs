@@ -10,11 +10,12 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
-use super::consumers::{ClientIdHeader, RolloutClient};
+use super::consumers::{ClientIdHeader, RolloutClient, record};
 use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind_field};
 use crate::domain::lookup::{self, Latest, LatestArtifact};
 use crate::domain::rollout;
-use crate::http::extract::{Client, Path, Query};
+use crate::domain::usage::{Event, Seen};
+use crate::http::extract::{Client, Meta, Path, Query};
 use crate::http::{ApiError, ApiResult, respond};
 use crate::state::AppState;
 
@@ -156,6 +157,7 @@ fn notes(text: &str) -> Option<&str> {
 )]
 pub async fn dynamic(
     State(state): State<Arc<AppState>>,
+    Meta(meta): Meta,
     Client(address): Client,
     client_id: ClientIdHeader,
     Path(path): Path<CheckPath>,
@@ -190,6 +192,21 @@ pub async fn dynamic(
         ),
         None => None,
     };
+    let platform = format!("{}-{}", os.as_str(), arch.as_str());
+    record(
+        &state,
+        &meta,
+        Seen {
+            product: product.as_str(),
+            event: Event::Check,
+            channel,
+            platform: &platform,
+            bundle: bundle.as_deref().unwrap_or_default(),
+            version: &current.to_string(),
+            offered: update.map_or("", |(r, _)| r.version.as_str()),
+            client: client.key(),
+        },
+    );
     let status = if body.is_some() {
         StatusCode::OK
     } else {
@@ -229,6 +246,7 @@ pub async fn dynamic(
 )]
 pub async fn manifest(
     State(state): State<Arc<AppState>>,
+    Meta(meta): Meta,
     client_id: ClientIdHeader,
     Path(path): Path<ManifestPath>,
     Query(query): Query<ManifestQuery>,
@@ -289,6 +307,21 @@ pub async fn manifest(
             }
         )));
     }
+    // The static manifest names no platform and not the version the client runs.
+    record(
+        &state,
+        &meta,
+        Seen {
+            product: product.as_str(),
+            event: Event::Check,
+            channel,
+            platform: "",
+            bundle: bundle.as_deref().unwrap_or_default(),
+            version: "",
+            offered: &release.version,
+            client: client.key(),
+        },
+    );
     let body = UpdaterManifest {
         version: &release.version,
         notes: notes(&release.notes),

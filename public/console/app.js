@@ -6,6 +6,7 @@ import { signinPage } from './pages/signin.js';
 import { productsPage } from './pages/products.js';
 import { productPage } from './pages/product.js';
 import { releasePage } from './pages/release.js';
+import { usagePage } from './pages/usage.js';
 import { tokensPage } from './pages/tokens.js';
 import { packsPage, packPage } from './pages/packs.js';
 import { auditPage } from './pages/audit.js';
@@ -16,6 +17,7 @@ const ROUTES = [
   ['/console', productsPage, 'products'],
   ['/console/products/:product', productPage, 'products'],
   ['/console/products/:product/releases/:version', releasePage, 'products'],
+  ['/console/products/:product/usage', usagePage, 'products'],
   ['/console/tokens', tokensPage, 'tokens'],
   ['/console/packs', packsPage, 'packs'],
   ['/console/packs/:pack', packPage, 'packs'],

@@ -248,6 +248,26 @@ try {
     assert.match(await admin.locator('dd.reason').textContent(), /crashes on start/);
   });
 
+  await run('usage: versions in use, downloads per platform, rollout adoption', async () => {
+    await admin.goto(`${HUB}/console/products/launcher`);
+    await admin.getByRole('link', { name: 'Usage and adoption →' }).click();
+    await admin.getByRole('heading', { name: 'Versions in use' }).waitFor();
+    const tile = (label) => admin.locator('.tile', { hasText: label }).locator('.tile-value');
+    assert.equal(await tile('Update checks').textContent(), '30');
+    assert.equal(await tile('Downloads').textContent(), '8');
+    // An estimate (HyperLogLog): within a couple of the 30 clients.
+    const distinct = Number(await tile('Distinct clients').textContent());
+    assert.ok(Math.abs(distinct - 30) <= 2, `about 30 distinct clients, not ${distinct}`);
+    assert.equal(await admin.locator('svg.chart').count(), 2);
+    assert.ok(await admin.locator('svg.chart rect').count() >= 2, 'bars are drawn');
+    const legend = await admin.locator('ul.legend').first().textContent();
+    assert.match(legend, /0\.9\.0/);
+    assert.match(legend, /1\.0\.0/);
+    const stable = admin.locator('table.rollouts tr', { hasText: 'stable' });
+    assert.match(await stable.textContent(), /1\.1\.0/);
+    await shot(admin, 'usage');
+  });
+
   await run('packs and access pages', async () => {
     await admin.goto(`${HUB}/console/packs`);
     await admin.getByRole('heading', { name: 'Packs' }).waitFor();

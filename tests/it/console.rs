@@ -101,6 +101,34 @@ async fn operators_work_the_console_end_to_end_in_chromium() {
         }
     }
 
+    // Some traffic for the usage page: clients on two versions check for updates, some
+    // download.
+    let http = crate::support::client();
+    for i in 0..30 {
+        let (os, version) = if i % 3 == 0 {
+            ("windows", "0.9.0")
+        } else {
+            ("linux", "1.0.0")
+        };
+        let r = http
+            .get(hub.at(&format!("/api/v1/updater/launcher/{os}/x86_64/{version}")))
+            .header("x-atlas-client-id", format!("console-client-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        if i % 4 == 0 {
+            let r = http
+                .get(hub.at(&format!(
+                    "/download/launcher/latest/{os}/x86_64?clientId=console-client-{i}"
+                )))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 302);
+        }
+    }
+
     let shots = work_dir().join("console");
     let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("node")
@@ -204,6 +232,7 @@ async fn operators_work_the_console_end_to_end_in_chromium() {
         "audit",
         "packs",
         "access",
+        "usage",
         "product-phone",
         "viewer-product",
     ] {

@@ -17,7 +17,7 @@ fn signature() -> String {
     base64::engine::general_purpose::STANDARD.encode(SIG_FILE)
 }
 
-fn signed(
+pub(crate) fn signed(
     os: &'static str,
     arch: &'static str,
     kind: &'static str,

@@ -26,4 +26,5 @@ mod secrets;
 mod sessions;
 mod signin;
 mod soak;
+mod stats;
 mod updater_clients;

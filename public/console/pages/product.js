@@ -30,7 +30,8 @@ export async function productPage(main, { product: slug }, search) {
   const history = await api('GET', `/api/v1/releases/${seg(slug)}${query({ limit: PAGE, cursor })}`);
   const reload = () => productPage(main, { product: slug }, search);
   fill(main,
-    heading(product.name, h('span', { class: 'muted' }, product.slug)),
+    heading(product.name, h('span', { class: 'muted' }, product.slug),
+      link(`/console/products/${seg(slug)}/usage`, 'Usage and adoption →')),
     h('p', { class: 'muted' },
       product.requiredPlatforms.length
         ? ['Every channel must serve ', product.requiredPlatforms.join(', '), '.']

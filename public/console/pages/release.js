@@ -3,6 +3,7 @@
 
 import { ago, api, badge, fill, h, heading, link, loading, seg, when } from '../lib.js';
 import { artifactTable } from './product.js';
+import { releaseDownloads } from './usage.js';
 
 export async function releasePage(main, { product, version }) {
   document.title = `${product} ${version} · Atlas Hub`;
@@ -11,6 +12,7 @@ export async function releasePage(main, { product, version }) {
     api('GET', `/api/v1/releases/${seg(product)}/${seg(version)}`),
     api('GET', `/api/v1/releases/${seg(product)}/channels`),
   ]);
+  const downloads = await releaseDownloads(product, release.version).catch(() => null);
   const serving = channels.filter((c) => c.version === release.version
     || (c.previousVersion === release.version && c.rolloutPercent < 100));
   fill(main,
@@ -19,6 +21,7 @@ export async function releasePage(main, { product, version }) {
       release.yanked ? badge('bad', 'yanked') : badge('ok', 'published')),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Published'), h('dd', {}, when(release.publishedAt), ' (', ago(release.publishedAt), ')'),
+      h('dt', {}, 'Downloads'), h('dd', {}, downloads === null ? '–' : `${downloads.toLocaleString('en')} in the last 30 days`),
       h('dt', {}, 'Served by'), h('dd', {}, serving.length
         ? serving.map((c) => `${c.name}${c.version === release.version ? '' : ' (previous, outside the rollout)'}`).join(', ')
         : 'no channel'),
