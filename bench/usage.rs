@@ -1,7 +1,7 @@
 //! What recording usage statistics costs the hot routes (issue 19): the updater and the
 //! latest lookup with `ATLAS_STATS=on` against the same functions with it off, on the same
-//! machine in the same run, interleaved (off, on, off, on) so a drift of the machine's state
-//! falls on both. Clients send ids (`?clientId=`, from a pool of a thousand), so every request
+//! machine in the same run, interleaved (off, on, three times; medians compared) so a drift
+//! of the machine's state falls on both. Clients send ids (`?clientId=`, from a pool of a thousand), so every request
 //! also feeds the distinct-client sketches.
 
 use super::lookups::{Measured, measure};
@@ -43,7 +43,7 @@ pub(crate) fn usage(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         ("releases_latest", &latest_paths),
     ] {
         let mut runs: Vec<(bool, Measured)> = Vec::new();
-        for round in 0..2 {
+        for round in 0..3 {
             for on in [false, true] {
                 let mut env = ctx.function_env(&ctx.direct_url(), "none");
                 env.push(("ATLAS_STATS".into(), if on { "on" } else { "off" }.into()));

@@ -23,7 +23,8 @@ CREATE TABLE usage_daily (
 CREATE INDEX usage_daily_product_day ON usage_daily (product, day);
 
 -- Distinct clients per day: `all` (anyone who checked or looked up), `version` (clients that
--- reported running a version), `offered` (clients offered `<channel> <version>`).
+-- reported running a version), `offered` (clients offered `<channel> <version>`). Each
+-- instance merges its sketch into the row (register-wise maximum) under the row's lock.
 CREATE TABLE usage_clients (
     day        date NOT NULL,
     product    text NOT NULL,
@@ -34,13 +35,5 @@ CREATE TABLE usage_clients (
 );
 
 CREATE INDEX usage_clients_product_day ON usage_clients (product, day);
-
--- The union of two sketches: their register-wise maximum.
-CREATE FUNCTION atlas_hll_union(a bytea, b bytea) RETURNS bytea
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT decode(string_agg(lpad(to_hex(greatest(get_byte(a, i), get_byte(b, i))), 2, '0'), ''
-                             ORDER BY i), 'hex')
-    FROM generate_series(0, length(a) - 1) AS i
-$$;
 
 CREATE INDEX download_counts_day ON download_counts (day);

@@ -117,6 +117,28 @@ impl fmt::Display for Version {
     }
 }
 
+/// `{os}-{arch}` as a static string: what the request hot paths label a platform with,
+/// without formatting one per request.
+pub fn platform_str(os: Os, arch: Arch) -> &'static str {
+    match (os, arch) {
+        (Os::Linux, Arch::X86_64) => "linux-x86_64",
+        (Os::Linux, Arch::Aarch64) => "linux-aarch64",
+        (Os::Linux, Arch::I686) => "linux-i686",
+        (Os::Linux, Arch::Armv7) => "linux-armv7",
+        (Os::Linux, Arch::Riscv64) => "linux-riscv64",
+        (Os::Windows, Arch::X86_64) => "windows-x86_64",
+        (Os::Windows, Arch::Aarch64) => "windows-aarch64",
+        (Os::Windows, Arch::I686) => "windows-i686",
+        (Os::Windows, Arch::Armv7) => "windows-armv7",
+        (Os::Windows, Arch::Riscv64) => "windows-riscv64",
+        (Os::Darwin, Arch::X86_64) => "darwin-x86_64",
+        (Os::Darwin, Arch::Aarch64) => "darwin-aarch64",
+        (Os::Darwin, Arch::I686) => "darwin-i686",
+        (Os::Darwin, Arch::Armv7) => "darwin-armv7",
+        (Os::Darwin, Arch::Riscv64) => "darwin-riscv64",
+    }
+}
+
 /// Operating systems artifacts target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Os {
@@ -374,6 +396,24 @@ pub fn parse_storage_key(field: &str, s: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_platform_labels_are_os_dash_arch() {
+        for os in [Os::Linux, Os::Windows, Os::Darwin] {
+            for arch in [
+                Arch::X86_64,
+                Arch::Aarch64,
+                Arch::I686,
+                Arch::Armv7,
+                Arch::Riscv64,
+            ] {
+                assert_eq!(
+                    platform_str(os, arch),
+                    format!("{}-{}", os.as_str(), arch.as_str())
+                );
+            }
+        }
+    }
 
     #[test]
     fn slugs_follow_the_contract() {

@@ -10,7 +10,7 @@ use http::HeaderValue;
 use http::request::Parts;
 use serde::Deserialize;
 
-use crate::domain::ids::{Arch, Kind, Os, Slug, parse_channel};
+use crate::domain::ids::{Arch, Kind, Os, Slug, parse_channel, platform_str};
 use crate::domain::lookup::{Latest, LatestArtifact};
 use crate::domain::usage::{self, Seen};
 use crate::http::respond::CachePolicy;
@@ -105,8 +105,9 @@ impl RolloutClient {
 }
 
 /// Records what a consumer request was (`domain::usage`): added to this instance's batch, and
-/// written after the answer by the request that finds no write in flight. A failed write is
-/// logged, never answered.
+/// written after the answer by a writer the request that finds none running starts: it waits
+/// until `usage::WRITE_EVERY` has passed since the last write, writes what is pending, and
+/// ends. A failed write is logged, never answered.
 pub fn record(state: &Arc<AppState>, meta: &RequestMeta, seen: Seen<'_>) {
     if !state.usage.record(&seen) {
         return;
@@ -114,10 +115,13 @@ pub fn record(state: &Arc<AppState>, meta: &RequestMeta, seen: Seen<'_>) {
     let state = state.clone();
     let request_id = meta.request_id.clone();
     meta.background.run(async move {
-        while let Some(batch) = state.usage.take() {
+        tokio::time::sleep(state.usage.wait()).await;
+        if let Some(batch) = state.usage.take() {
             let written = async {
-                let conn = state.db.conn().await?;
-                usage::write(&conn, &batch).await
+                let mut conn = state.db.conn().await?;
+                let tx = conn.transaction().await?;
+                usage::write(&tx, &batch).await?;
+                tx.commit().await
             }
             .await;
             if let Err(e) = written {
@@ -149,7 +153,6 @@ pub fn record_latest(
     artifact: &LatestArtifact,
     client: &RolloutClient,
 ) {
-    let platform = format!("{}-{}", path.os.as_str(), path.arch.as_str());
     record(
         state,
         meta,
@@ -157,7 +160,7 @@ pub fn record_latest(
             product: path.product.as_str(),
             event: usage::Event::Latest,
             channel,
-            platform: &platform,
+            platform: platform_str(path.os, path.arch),
             bundle: &artifact.kind,
             version: &latest.version,
             offered: "",

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
 use super::consumers::{ClientIdHeader, RolloutClient, record};
-use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind_field};
+use crate::domain::ids::{Arch, Os, Slug, Version, parse_channel, parse_kind_field, platform_str};
 use crate::domain::lookup::{self, Latest, LatestArtifact};
 use crate::domain::rollout;
 use crate::domain::usage::{Event, Seen};
@@ -192,7 +192,6 @@ pub async fn dynamic(
         ),
         None => None,
     };
-    let platform = format!("{}-{}", os.as_str(), arch.as_str());
     record(
         &state,
         &meta,
@@ -200,7 +199,7 @@ pub async fn dynamic(
             product: product.as_str(),
             event: Event::Check,
             channel,
-            platform: &platform,
+            platform: platform_str(os, arch),
             bundle: bundle.as_deref().unwrap_or_default(),
             version: &current.to_string(),
             offered: update.map_or("", |(r, _)| r.version.as_str()),

@@ -268,10 +268,20 @@ try {
     await shot(admin, 'usage');
   });
 
-  await run('packs and access pages', async () => {
+  await run('a pack channel rolled back to its previous build', async () => {
     await admin.goto(`${HUB}/console/packs`);
     await admin.getByRole('heading', { name: 'Packs' }).waitFor();
     await shot(admin, 'packs');
+    await admin.getByRole('link', { name: 'Maps' }).click();
+    const live = admin.locator('tr', { has: admin.getByRole('rowheader', { name: 'live' }) });
+    await live.getByRole('button', { name: 'Roll back to 2026.1…' }).click();
+    await admin.locator('dialog').getByRole('button', { name: 'Roll back' }).click();
+    await live.locator('td strong', { hasText: '2026.1' }).waitFor();
+    assert.equal(await admin.locator('table tbody tr', { hasText: '2026.2' }).count() >= 1, true);
+    await shot(admin, 'pack');
+  });
+
+  await run('packs and access pages', async () => {
     await admin.goto(`${HUB}/console/access`);
     await admin.getByRole('heading', { name: 'Who may sign in' }).waitFor();
     await shot(admin, 'access');

@@ -101,6 +101,42 @@ async fn operators_work_the_console_end_to_end_in_chromium() {
         }
     }
 
+    // A pack with two builds deployed to its `live` channel (by the admin token).
+    let r = hub
+        .api()
+        .bearer(&admin)
+        .post(
+            "/api/v1/admin/packs",
+            json!({"slug": "maps", "name": "Maps"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let auth = format!("Bearer {admin}");
+    for build in ["2026.1", "2026.2"] {
+        let bytes = format!("maps {build} ").repeat(300).into_bytes();
+        let (status, p) = crate::packs::pack_call(
+            &hub,
+            "POST",
+            "/api/v1/storage/presign",
+            ("authorization", &auth),
+            crate::packs::presign_body(build, "maps.zip", &bytes),
+        )
+        .await;
+        assert_eq!(status, 200, "{p}");
+        assert_eq!(crate::api::curl_upload(&p, &bytes), 200);
+        let deploy = json!({"build": build, "channel": "live", "artifacts": [
+            {"uploadId": p["uploadId"], "size": bytes.len(), "sha256": crate::support::sha256_hex(&bytes)}]});
+        let (status, b) = crate::packs::pack_call(
+            &hub,
+            "POST",
+            "/api/v1/packs/maps/deploy",
+            ("authorization", &auth),
+            deploy,
+        )
+        .await;
+        assert_eq!(status, 201, "{b}");
+    }
+
     // Some traffic for the usage page: clients on two versions check for updates, some
     // download.
     let http = crate::support::client();
@@ -179,6 +215,7 @@ async fn operators_work_the_console_end_to_end_in_chromium() {
         ("release.yank", "launcher@1.2.0"),
         ("token.issue", ""),
         ("token.revoke", ""),
+        ("pack.channel.move", "maps/live"),
     ] {
         assert!(
             actions
