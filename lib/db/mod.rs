@@ -5,7 +5,7 @@
 //! instance: concurrent requests' statements are pipelined on them (tokio-postgres sends
 //! whatever is queued in one write, PostgreSQL answers them back to back), instead of each
 //! request holding a connection for its own round trip. A transaction takes a connection
-//! of its own from the pool. See the README's benchmark section for what this bought.
+//! of its own from the pool. See docs/benchmark.md for what this bought.
 
 pub mod migrate;
 pub mod tally;
@@ -159,7 +159,7 @@ fn pool(config: &Config, max_size: usize) -> Result<Pool, String> {
 impl Db {
     /// Builds the pool from the configuration; connections open on first use.
     /// `ATLAS_DB_POOL_SIZE` bounds the transaction pool; a quarter of it (at least one) is
-    /// the number of shared connections: one by default, which measured best (README).
+    /// the number of shared connections: one by default, which measured best (docs/benchmark.md).
     pub fn new(config: &Config) -> Result<Self, String> {
         let shared = (config.db_pool_size / 4).max(1);
         Ok(Self {

@@ -41,7 +41,7 @@ pub fn serve_function(pattern: &str) -> ExitCode {
         Err(code) => return code,
     };
     // One thread: a function instance is about one vCPU, and requests wait on the database
-    // far more than they compute. Measured (README, benchmark): higher throughput and
+    // far more than they compute. Measured (docs/benchmark.md): higher throughput and
     // shorter tails than a multi-threaded runtime, no worker threads to start, and the
     // database connection tasks run on the thread that awaits them.
     let runtime = match tokio::runtime::Builder::new_current_thread()
