@@ -38,7 +38,11 @@ impl AppState {
         let oidc = OidcVerifier::new(&config.oidc_issuer, config.oidc_audience.as_deref());
         let lookups = LookupBatcher::new(db.clone(), config.db_pooler, &config.hub_url);
         let signin = Providers::new(&config);
-        let usage = Recorder::new(config.stats.on, &config.token_pepper);
+        let usage = Recorder::new(
+            config.stats.on,
+            config.stats.write_every,
+            &config.token_pepper,
+        );
         Ok(Self {
             config,
             db,

@@ -81,6 +81,9 @@ pub struct StatsConfig {
     pub on: bool,
     /// `ATLAS_STATS_RETENTION_DAYS`: daily rows kept this long, then pruned (default 400).
     pub retention_days: u32,
+    /// `ATLAS_STATS_WRITE_SECS`: a busy instance writes what it recorded at most this often
+    /// (default 10; docs/statistics.md says what each write costs).
+    pub write_every: std::time::Duration,
     /// `CRON_SECRET`: what Vercel's scheduler sends as its bearer token to the prune route
     /// (Vercel sets and sends it; unset elsewhere, where an admin token is used).
     pub cron_secret: Option<Secret>,
@@ -422,6 +425,12 @@ impl Config {
                 }
             },
             retention_days: r.number("ATLAS_STATS_RETENTION_DAYS", 400u32, 7, 3650),
+            write_every: std::time::Duration::from_secs(r.number(
+                "ATLAS_STATS_WRITE_SECS",
+                10u64,
+                1,
+                300,
+            )),
             cron_secret: match r.optional("CRON_SECRET") {
                 Some(s) if s.len() < 16 => {
                     r.problem(

@@ -41,6 +41,11 @@ impl Hll {
         }
     }
 
+    /// Whether nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&r| r == 0)
+    }
+
     /// Adds everything `other` counted.
     pub fn merge(&mut self, other: &Hll) {
         for (a, b) in self.0.iter_mut().zip(other.0.iter()) {

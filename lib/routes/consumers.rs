@@ -106,7 +106,7 @@ impl RolloutClient {
 
 /// Records what a consumer request was (`domain::usage`): added to this instance's batch, and
 /// written after the answer by a writer the request that finds none running starts: it waits
-/// until `usage::WRITE_EVERY` has passed since the last write, writes what is pending, and
+/// until `ATLAS_STATS_WRITE_SECS` have passed since the last write, writes what is pending, and
 /// ends. A failed write is logged, never answered.
 pub fn record(state: &Arc<AppState>, meta: &RequestMeta, seen: Seen<'_>) {
     if !state.usage.record(&seen) {
