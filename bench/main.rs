@@ -125,6 +125,8 @@ struct Ctx {
     s3_endpoint: String,
     raw: BTreeMap<String, Value>,
     loads: Vec<LoadResult>,
+    /// Functions started so far (names their logs).
+    starts: std::cell::Cell<usize>,
 }
 
 fn log(msg: &str) {
@@ -177,7 +179,8 @@ impl Ctx {
         let log_path = self
             .settings
             .keep_logs
-            .then(|| self.work.join(format!("{name}-{}.log", self.loads.len())));
+            .then(|| self.work.join(format!("{name}-{}.log", self.starts.get())));
+        self.starts.set(self.starts.get() + 1);
         Function::start(&self.bin(name), env, log_path.as_deref())
     }
 
@@ -343,6 +346,7 @@ fn run() -> Result<bool, String> {
         s3_endpoint: s3.endpoint(),
         raw: BTreeMap::new(),
         loads: Vec::new(),
+        starts: Default::default(),
     };
 
     log("migrating and seeding");
