@@ -39,7 +39,7 @@ use load::{LoadResult, Mode, Pgbench, Requests};
 use lookups::lookups;
 use presign::{criterion, presign_and_publish};
 use procs::Function;
-use report::{Row, mb, ms, ratio, rps, us};
+use report::{Row, mb, ms, ratio, rps, thousands, us};
 use usage::usage;
 
 const DATABASE: &str = "atlas_bench";
@@ -176,12 +176,22 @@ impl Ctx {
     }
 
     fn start(&self, name: &str, env: &[(String, String)]) -> Result<Function, String> {
+        self.start_under(&[], name, env)
+    }
+
+    /// [`Ctx::start`] under `wrapper` ([`Function::start_under`]): valgrind, say.
+    fn start_under(
+        &self,
+        wrapper: &[String],
+        name: &str,
+        env: &[(String, String)],
+    ) -> Result<Function, String> {
         let log_path = self
             .settings
             .keep_logs
             .then(|| self.work.join(format!("{name}-{}.log", self.starts.get())));
         self.starts.set(self.starts.get() + 1);
-        Function::start(&self.bin(name), env, log_path.as_deref())
+        Function::start_under(wrapper, &self.bin(name), env, log_path.as_deref())
     }
 
     fn wrk(

@@ -19,8 +19,11 @@ pub struct Function {
 
 impl Function {
     /// Starts `bin` with exactly `env` (plus `VERCEL_DEV_PORT`), stderr (the request log)
-    /// to `log` or discarded. `started` is taken just before exec.
-    pub fn start(
+    /// to `log` or discarded. `started` is taken just before exec. With a `wrapper` (a
+    /// program and its arguments, e.g. valgrind, which must pass the function's stdout
+    /// through) `bin` is run by it, and the pid is the wrapper's.
+    pub fn start_under(
+        wrapper: &[String],
         bin: &Path,
         env: &[(String, String)],
         log: Option<&Path>,
@@ -30,15 +33,29 @@ impl Function {
             Some(p) => Stdio::from(std::fs::File::create(p).map_err(|e| e.to_string())?),
             None => Stdio::null(),
         };
-        let mut cmd = Command::new(bin);
-        cmd.env_clear()
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
+        cmd.env_clear();
+        if !wrapper.is_empty() {
+            // A wrapper finds its own helpers by PATH (valgrind its tools).
+            cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("VERCEL_DEV_PORT", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", bin.display()))?;
+        let mut child = cmd.spawn().map_err(|e| match wrapper.first() {
+            Some(program) => format!("{program}: {e} (bench/run needs it; see its header)"),
+            None => format!("{}: {e}", bin.display()),
+        })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         // Reads the start line, then keeps draining stdout so the pipe never fills.
@@ -63,7 +80,9 @@ impl Function {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match rx.recv_timeout(Duration::from_secs(20)) {
+        // A function under valgrind takes a while to start.
+        let patience = Duration::from_secs(if wrapper.is_empty() { 20 } else { 120 });
+        match rx.recv_timeout(patience) {
             Ok(at) => Ok(Function {
                 name,
                 port,
@@ -102,6 +121,11 @@ impl Function {
         cpu_seconds(self.pid())
     }
 
+    /// CPU time used so far, in nanoseconds ([`cpu_ns`]).
+    pub fn cpu_ns(&self) -> Result<u64, String> {
+        cpu_ns(self.pid())
+    }
+
     /// Stops it (SIGKILL: nothing is left to flush in a benchmark).
     pub fn stop(mut self) {
         let _ = self.child.kill();
@@ -131,6 +155,27 @@ pub fn rss_bytes(pid: u32) -> Result<u64, String> {
 /// CPU time the process has used so far (user + system), in seconds: fields 14 and 15 of
 /// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux reports USER_HZ, 100 on every
 /// architecture the bench runs on).
+/// CPU time `pid` used so far in nanoseconds, all its threads: the scheduler's own account
+/// (`/proc/<pid>/task/*/schedstat`), where `/proc/<pid>/stat` counts 10 ms ticks, too coarse
+/// for one statistics write.
+pub fn cpu_ns(pid: u32) -> Result<u64, String> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total = 0;
+    for task in std::fs::read_dir(&tasks).map_err(|e| format!("{tasks}: {e}"))? {
+        let path = task.map_err(|e| e.to_string())?.path().join("schedstat");
+        // A thread that ended since the listing has nothing more to add.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("{}: {text}", path.display()))?;
+    }
+    Ok(total)
+}
+
 pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;

@@ -37,8 +37,12 @@ pub fn markdown(rows: &[Row]) -> String {
 }
 
 pub fn rps(v: f64) -> String {
-    let n = v.round() as u64;
-    let s = n.to_string();
+    format!("{}/s", thousands(v))
+}
+
+/// `v` rounded, with thousands separated: 21,799.
+pub fn thousands(v: f64) -> String {
+    let s = (v.round() as u64).to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i > 0 && (s.len() - i).is_multiple_of(3) {
@@ -46,7 +50,7 @@ pub fn rps(v: f64) -> String {
         }
         out.push(c);
     }
-    format!("{out}/s")
+    out
 }
 
 pub fn ms(v: f64) -> String {

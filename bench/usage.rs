@@ -1,25 +1,43 @@
 //! What recording usage statistics costs the hot routes (issue 19): the updater and the
-//! latest lookup with `ATLAS_STATS=on` against the same function with it off. A pair of
-//! functions is started (one on, one off) and loaded in turn in short rounds (A B, then B A),
-//! compared round by round, so a drift of the machine falls on both; then the pair is
-//! restarted, the other one first, four times. Identical 8-second runs on this shared 2-core
-//! machine differed by 5–10%, as much as the effect being measured (docs/benchmark.md), and
-//! two processes of one binary differ by themselves; loading both at once was no steadier
-//! (the two fought over the cores). A control first: off against off, which shows what the
-//! method itself reads as a difference; the run fails when that is over
-//! [`MAX_CONTROL_SKEW`]. Clients send ids (`?clientId=`, from a pool of a thousand), so every
-//! request also feeds the distinct-client sketches.
+//! latest lookup with `ATLAS_STATS=on` against the same function with it off.
+//!
+//! First, and decisive, what recording adds to a request's cost
+//! ([`MAX_RECORDING_SHARE`]), from two figures this shared 2-core machine does not move
+//! (throughput moves 10% from one 2-second round to the next, whether the function and the
+//! load generator are pinned to cores of their own or not):
+//! - the instructions a request executes, counted by callgrind, on against off
+//!   ([`instructions`]). A function saturating its core serves requests at the rate its CPU
+//!   time allows, and the kernel's part of that time (not counted, about 40%) is the same
+//!   either way, so the added share of instructions bounds the added share of CPU time;
+//! - the CPU time of one statistics write ([`write_cost`]), shared by the requests of the ten
+//!   seconds between writes at the throughput measured below.
+//!
+//! Then throughput and p99 under load. A pair of functions is started (one on, one off) and
+//! loaded in turn in short rounds (A B, then B A), compared round by round, so a drift of
+//! the machine falls on both; then the pair is restarted, the other one first, four times.
+//! Identical 8-second runs on this machine differed by 5–10%, as much as the effect being
+//! measured (docs/benchmark.md), and two processes of one binary differ by themselves;
+//! loading both at once was no steadier (the two fought over the cores). A control comes
+//! first: off against off, which shows what the method itself reads as a difference. Each
+//! ratio is the mean of the rounds' ratios with its 95% interval ([`Interval`]), judged only
+//! when the whole interval is on one side of its budget: a run that cannot tell says so,
+//! and a recording that clearly costs more than 3% fails. Clients send ids
+//! (`?clientId=`, from a pool of a thousand), so every request also feeds the
+//! distinct-client sketches.
 
 use super::*;
 
 /// Throughput with recording on, at least this share of off's.
 const MIN_ON_OFF_RATIO: f64 = 0.97;
-/// p99 with recording on, at most this multiple of off's (plus a tenth of a millisecond of
-/// timer resolution).
+/// p99 with recording on, at most this multiple of off's.
 const MAX_P99_RATIO: f64 = 1.10;
-/// Off against off: a larger difference in throughput means the run cannot tell 3%.
-const MAX_CONTROL_SKEW: f64 = 0.03;
-/// Measured rounds for on against off, and for the control.
+/// What recording may cost a request in all (its own instructions and its share of the
+/// writes), as a share of what the request costs with recording off.
+const MAX_RECORDING_SHARE: f64 = 0.03;
+/// Seconds of load counted under callgrind (600–700 requests a second there).
+const CALLGRIND_SECS: u32 = 12;
+/// The Hub's default `ATLAS_STATS_WRITE_SECS`: a busy instance writes this often.
+const DEFAULT_WRITE_SECS: f64 = 10.0;
 /// Pairs of functions started for on against off, and for the control; each pair is loaded
 /// for [`ROUNDS_PER_PAIR`] rounds. Two processes of the same binary differ by themselves (the
 /// control read 0.91–0.95× between the first-started and the second over eight rounds), so
@@ -48,17 +66,175 @@ impl Side {
     fn cpu_us_per_request(&self) -> f64 {
         self.cpu_seconds * 1e6 / self.requests.max(1) as f64
     }
-    /// Throughput against `other`'s: the median of the rounds' ratios (each round loads both
-    /// back to back), so a round where the machine stalled counts as one round, whichever
-    /// side it hit.
-    fn ratio_to(&self, other: &Side) -> f64 {
-        let mut ratios: Vec<f64> = self
-            .rates
-            .iter()
-            .zip(&other.rates)
-            .map(|(a, b)| a / b)
-            .collect();
-        median(&mut ratios)
+    /// Throughput against `other`'s, round by round (each round loads both back to back,
+    /// so a drift of the machine falls on both).
+    fn rate_ratios(&self, other: &Side) -> Interval {
+        Interval::of(self.rates.iter().zip(&other.rates).map(|(a, b)| a / b))
+    }
+    /// p99 against `other`'s, round by round.
+    fn p99_ratios(&self, other: &Side) -> Interval {
+        Interval::of(self.p99s.iter().zip(&other.p99s).map(|(a, b)| a / b))
+    }
+}
+
+fn label(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// Instructions `name` executes per request (statistics `on` or off), counted by callgrind:
+/// the same count however busy the machine is, where throughput on this one moves 10% from
+/// one round to the next. Counting starts after a warm-up (`callgrind_control -i on`) and
+/// ends with a dump after the load, so start-up is left out; the statistics writer's work
+/// in between is in. Only user-space instructions are counted: the kernel's share of a
+/// request (about 40% of its CPU time here, the same with recording on or off) is not, and
+/// under valgrind SHA-256 runs without the SHA extensions, so the ratio is a bound on the
+/// recording's share of the CPU a request costs, not the share itself.
+fn instructions(ctx: &mut Ctx, name: &str, paths: &[String], on: bool) -> Result<f64, String> {
+    let out = ctx.work.join(format!("callgrind-{name}-{}.out", label(on)));
+    let wrapper = [
+        "valgrind".to_owned(),
+        "--tool=callgrind".to_owned(),
+        "--instr-atstart=no".to_owned(),
+        format!("--callgrind-out-file={}", out.display()),
+    ];
+    let mut env = ctx.function_env(&ctx.direct_url(), "none");
+    env.push(("ATLAS_STATS".into(), label(on).into()));
+    // Writes are held off (the first, at once, falls in the warm-up): under callgrind a
+    // write every 10 s would be shared by some 7,000 requests instead of 200,000 and more,
+    // and weigh thirty times what it does. [`write_cost`] times them at full speed.
+    env.push(("ATLAS_STATS_WRITE_SECS".into(), "300".into()));
+    let f = ctx.start_under(&wrapper, name, &env)?;
+    // The start line comes before the listener under valgrind's slower start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http::request(&f.authority(), "GET", "/_vercel/ping", &[], &[]).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("{name} under callgrind never answered"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    preflight(&f, paths)?;
+    let target = format!("`{name}` under callgrind, statistics {}", label(on));
+    let requests = Requests::Get(paths);
+    ctx.wrk(&format!("{target} (warm-up)"), &f.url(), &requests, 8, 1, 3)?;
+    callgrind_control("-i", "on", f.pid())?;
+    let r = ctx.wrk(&target, &f.url(), &requests, 8, 1, CALLGRIND_SECS)?;
+    callgrind_control("-d", "", f.pid())?;
+    // The first dump is `<out>.1`; callgrind_control returns once it is written.
+    let dump = format!("{}.1", out.display());
+    let text = std::fs::read_to_string(&dump).map_err(|e| format!("{dump}: {e}"))?;
+    f.stop();
+    let total: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("totals:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("{dump}: no totals line"))?;
+    if r.requests == 0 || total == 0.0 {
+        return Err(format!(
+            "{target}: nothing counted ({} requests)",
+            r.requests
+        ));
+    }
+    let per_request = total / r.requests as f64;
+    log(&format!(
+        "{target}: {} instructions per request",
+        thousands(per_request)
+    ));
+    Ok(per_request)
+}
+
+/// CPU time one statistics write takes, in seconds (the median of three): a function that
+/// writes every second is loaded for two seconds; once the load stops, the one write of what
+/// it recorded last is all it does, timed by its CPU clock. Every path is seen in far less
+/// than a second, so each write carries every row and sketch a ten-second one would.
+fn write_cost(ctx: &mut Ctx, name: &str, paths: &[String]) -> Result<f64, String> {
+    let mut env = ctx.function_env(&ctx.direct_url(), "none");
+    env.push(("ATLAS_STATS".into(), "on".into()));
+    env.push(("ATLAS_STATS_WRITE_SECS".into(), "1".into()));
+    let f = ctx.start(name, &env)?;
+    preflight(&f, paths)?;
+    let mut costs = Vec::new();
+    for round in 1..=3 {
+        let target = format!("`{name}`, writing every second (round {round})");
+        ctx.wrk(&target, &f.url(), &Requests::Get(paths), CONNECTIONS, 2, 2)?;
+        let before = f.cpu_ns()?;
+        std::thread::sleep(Duration::from_millis(1500));
+        costs.push((f.cpu_ns()? - before) as f64 / 1e9);
+    }
+    f.stop();
+    let cost = median(&mut costs);
+    log(&format!(
+        "`{name}`: one statistics write takes {}",
+        ms(cost * 1e3)
+    ));
+    Ok(cost)
+}
+
+fn callgrind_control(option: &str, value: &str, pid: u32) -> Result<(), String> {
+    let out = std::process::Command::new("callgrind_control")
+        .arg(option)
+        .args((!value.is_empty()).then_some(value))
+        .arg(pid.to_string())
+        .output()
+        .map_err(|e| format!("callgrind_control: {e} (apt-get install valgrind)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "callgrind_control {option} {value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// A ratio measured round by round: the mean and its 95% confidence interval (Student's t),
+/// which is what one run can say on a machine whose rounds move 10% apart.
+struct Interval {
+    mean: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Interval {
+    fn of(ratios: impl Iterator<Item = f64>) -> Interval {
+        let ratios: Vec<f64> = ratios.collect();
+        let n = ratios.len() as f64;
+        let mean = ratios.iter().sum::<f64>() / n;
+        let variance = ratios.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let half = t95(ratios.len().saturating_sub(1)) * (variance / n).sqrt();
+        Interval {
+            mean,
+            low: mean - half,
+            high: mean + half,
+        }
+    }
+
+    fn show(&self) -> String {
+        format!("{:.2}× ({:.2}–{:.2})", self.mean, self.low, self.high)
+    }
+
+    /// Judged only when the whole interval is on one side of `floor`: `None` when the run
+    /// cannot tell.
+    fn at_least(&self, floor: f64) -> Option<bool> {
+        (self.low >= floor || self.high < floor).then_some(self.low >= floor)
+    }
+
+    /// [`Interval::at_least`] for a ceiling.
+    fn at_most(&self, ceiling: f64) -> Option<bool> {
+        (self.high <= ceiling || self.low > ceiling).then_some(self.high <= ceiling)
+    }
+}
+
+/// The two-sided 95% quantile of Student's t for `df` degrees of freedom (rounded up
+/// between the tabled ones, so the interval errs wide).
+fn t95(df: usize) -> f64 {
+    const TABLE: [f64; 10] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=10 => TABLE[df - 1],
+        11..=20 => 2.201,
+        21..=30 => 2.080,
+        _ => 2.042,
     }
 }
 
@@ -97,7 +273,6 @@ fn side_by_side(
     rounds: usize,
     seconds: u32,
 ) -> Result<[Side; 2], String> {
-    let label = |on: bool| if on { "on" } else { "off" };
     let mut functions = Vec::new();
     for on in stats {
         let mut env = ctx.function_env(&ctx.direct_url(), "none");
@@ -165,37 +340,95 @@ pub(crate) fn usage(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         ("updater", &updater_paths),
         ("releases_latest", &latest_paths),
     ] {
+        log(&format!(
+            "`{name}`: instructions per request, statistics off and on"
+        ));
+        // Twice off: what two processes of one binary read apart (hash seeds, ids and
+        // timers differ), the count's own noise.
+        let control_instructions = instructions(ctx, name, paths, false)?;
+        let off_instructions = instructions(ctx, name, paths, false)?;
+        let on_instructions = instructions(ctx, name, paths, true)?;
+        let write_seconds = write_cost(ctx, name, paths)?;
+
         log(&format!("`{name}`: control, statistics off against off"));
         let seconds = (ctx.settings.seconds / 2).max(2);
         let [a, b] = compare(ctx, name, paths, [false, false], CONTROL_PAIRS, seconds)?;
-        let skew = a.ratio_to(&b);
         rows.push(Row {
-            figure: format!("`{name}`: control, statistics off against off (throughput)"),
+            figure: format!(
+                "`{name}`: control, statistics off against off (throughput; ratio: mean of \
+                 rounds, 95% interval)"
+            ),
             hub: rps(a.per_second()),
             floor: rps(b.per_second()),
-            ratio: format!("{skew:.2}×"),
-            budget: format!("within {MAX_CONTROL_SKEW} of 1×"),
-            pass: Some((skew - 1.0).abs() <= MAX_CONTROL_SKEW),
+            ratio: a.rate_ratios(&b).show(),
+            budget: "—".into(),
+            pass: None,
         });
 
         log(&format!("`{name}`: statistics off against on"));
         let [off, on] = compare(ctx, name, paths, [false, true], PAIRS, seconds)?;
-        let throughput = on.ratio_to(&off);
+        let throughput = on.rate_ratios(&off);
         rows.push(Row {
             figure: format!("`{name}`: throughput with statistics on (floor: off, same run)"),
             hub: rps(on.per_second()),
             floor: rps(off.per_second()),
-            ratio: format!("{throughput:.2}×"),
-            budget: format!("≥ {MIN_ON_OFF_RATIO}× off"),
-            pass: Some(throughput >= MIN_ON_OFF_RATIO),
+            ratio: throughput.show(),
+            budget: format!("≥ {MIN_ON_OFF_RATIO}× off, judged when the interval is on one side"),
+            pass: throughput.at_least(MIN_ON_OFF_RATIO),
         });
+        let p99 = on.p99_ratios(&off);
         rows.push(Row {
             figure: format!("`{name}`: p99 with statistics on (floor: off; median of rounds)"),
             hub: ms(on.p99()),
             floor: ms(off.p99()),
-            ratio: ratio(on.p99(), off.p99()),
-            budget: format!("≤ {MAX_P99_RATIO}× off"),
-            pass: Some(on.p99() <= MAX_P99_RATIO * off.p99() + 0.1),
+            ratio: p99.show(),
+            budget: format!("≤ {MAX_P99_RATIO}× off, judged when the interval is on one side"),
+            pass: p99.at_most(MAX_P99_RATIO),
+        });
+        // Recording's cost per request: its own instructions, and its share of a write
+        // every ten seconds at the throughput just measured, against the CPU a request
+        // costs with recording off.
+        let request_share = on_instructions / off_instructions - 1.0;
+        let requests_per_write = on.per_second() * DEFAULT_WRITE_SECS;
+        let write_share = write_seconds * 1e6 / requests_per_write / off.cpu_us_per_request();
+        let share = request_share + write_share;
+        rows.push(Row {
+            figure: format!("`{name}`: control, instructions per request off against off"),
+            hub: thousands(control_instructions),
+            floor: thousands(off_instructions),
+            ratio: format!("{:.3}×", control_instructions / off_instructions),
+            budget: "—".into(),
+            pass: None,
+        });
+        rows.push(Row {
+            figure: format!(
+                "`{name}`: instructions per request with statistics on, writes held off \
+                 (floor: off; callgrind)"
+            ),
+            hub: thousands(on_instructions),
+            floor: thousands(off_instructions),
+            ratio: format!("{:.3}×", on_instructions / off_instructions),
+            budget: "—".into(),
+            pass: None,
+        });
+        rows.push(Row {
+            figure: format!(
+                "`{name}`: CPU per statistics write, every {DEFAULT_WRITE_SECS} s (floor: \
+                 CPU per request off; ratio: share per request at the throughput above)"
+            ),
+            hub: ms(write_seconds * 1e3),
+            floor: us(off.cpu_us_per_request()),
+            ratio: format!("{:.2}%", write_share * 100.0),
+            budget: "—".into(),
+            pass: None,
+        });
+        rows.push(Row {
+            figure: format!("`{name}`: recording's cost per request in all (the two above)"),
+            hub: format!("{:.2}%", share * 100.0),
+            floor: "—".into(),
+            ratio: "—".into(),
+            budget: format!("≤ {}%", MAX_RECORDING_SHARE * 100.0),
+            pass: Some(share <= MAX_RECORDING_SHARE),
         });
         rows.push(Row {
             figure: format!("`{name}`: CPU per request with statistics on (floor: off)"),

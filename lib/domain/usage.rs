@@ -489,6 +489,26 @@ mod tests {
     }
 
     #[test]
+    fn fields_are_told_apart_at_their_boundaries() {
+        let r = Recorder::new(true, Duration::from_secs(1), &Secret::new("p".repeat(32)));
+        // The same bytes split differently between version and offered: two rows.
+        r.record(&seen(None, "1.0.0", "1.1.0"));
+        r.record(&seen(None, "1.0.01", ".1.0"));
+        r.record(&seen(None, "1.0.01", ".1.0"));
+        let batch = r.take().unwrap();
+        let n = |version: &str, offered: &str| {
+            batch
+                .counts
+                .iter()
+                .find(|(k, _)| k.version == version && k.offered == offered)
+                .map(|(_, n)| *n)
+        };
+        assert_eq!(n("1.0.0", "1.1.0"), Some(1));
+        assert_eq!(n("1.0.01", ".1.0"), Some(2));
+        assert_eq!(batch.counts.len(), 2);
+    }
+
+    #[test]
     fn nothing_is_recorded_when_off_and_floods_are_bounded() {
         let off = Recorder::new(false, Duration::from_secs(1), &Secret::new("p".repeat(32)));
         assert!(!off.record(&seen(Some("a"), "1.0.0", "")));
