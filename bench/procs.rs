@@ -1,7 +1,7 @@
 //! Function binaries started as Vercel starts them: `VERCEL_DEV_PORT`, a clean environment,
 //! ready when they print "Dev server listening". Memory and socket inspection via /proc.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -121,11 +121,6 @@ impl Function {
         cpu_seconds(self.pid())
     }
 
-    /// CPU time used so far, in nanoseconds ([`cpu_ns`]).
-    pub fn cpu_ns(&self) -> Result<u64, String> {
-        cpu_ns(self.pid())
-    }
-
     /// Stops it (SIGKILL: nothing is left to flush in a benchmark).
     pub fn stop(mut self) {
         let _ = self.child.kill();
@@ -152,30 +147,80 @@ pub fn rss_bytes(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| "no VmRSS".to_owned())
 }
 
+/// CPU time used so far by every thread of each of `pids`, in nanoseconds, by thread: the
+/// scheduler's own account (`/proc/<pid>/task/<tid>/schedstat`), where `/proc/<pid>/stat`
+/// counts 10 ms ticks, too coarse for one statistics write. Compare two snapshots with
+/// [`cpu_ns_between`]: a thread that ends between them must not take its past time away.
+pub fn cpu_ns_by_thread(pids: &[u32]) -> Result<HashMap<u32, u64>, String> {
+    let mut threads = HashMap::new();
+    for pid in pids {
+        let tasks = format!("/proc/{pid}/task");
+        // A process that ended since it was listed has nothing more to add.
+        let Ok(listing) = std::fs::read_dir(&tasks) else {
+            continue;
+        };
+        for task in listing.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            let ns = text
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("{tasks}/{tid}/schedstat: {text}"))?;
+            threads.insert(tid, ns);
+        }
+    }
+    if threads.is_empty() {
+        return Err(format!(
+            "no schedstat readable for {pids:?} (a kernel without CONFIG_SCHEDSTATS?)"
+        ));
+    }
+    Ok(threads)
+}
+
+/// CPU nanoseconds between two [`cpu_ns_by_thread`] snapshots: each thread's own growth, a
+/// thread new in `after` with all its time.
+pub fn cpu_ns_between(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
+}
+
+/// The PostgreSQL server whose postmaster is `postmaster` and every process it started
+/// (backends, WAL writer, checkpointer, …), by `/proc/*/stat`'s parent field.
+pub fn postgres_pids(postmaster: u32) -> Vec<u32> {
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the name (which may hold spaces): state, then the parent's pid.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 /// CPU time the process has used so far (user + system), in seconds: fields 14 and 15 of
 /// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux reports USER_HZ, 100 on every
 /// architecture the bench runs on).
-/// CPU time `pid` used so far in nanoseconds, all its threads: the scheduler's own account
-/// (`/proc/<pid>/task/*/schedstat`), where `/proc/<pid>/stat` counts 10 ms ticks, too coarse
-/// for one statistics write.
-pub fn cpu_ns(pid: u32) -> Result<u64, String> {
-    let tasks = format!("/proc/{pid}/task");
-    let mut total = 0;
-    for task in std::fs::read_dir(&tasks).map_err(|e| format!("{tasks}: {e}"))? {
-        let path = task.map_err(|e| e.to_string())?.path().join("schedstat");
-        // A thread that ended since the listing has nothing more to add.
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| format!("{}: {text}", path.display()))?;
-    }
-    Ok(total)
-}
-
 pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;

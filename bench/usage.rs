@@ -7,10 +7,12 @@
 //! load generator are pinned to cores of their own or not):
 //! - the instructions a request executes, counted by callgrind, on against off
 //!   ([`instructions`]). A function saturating its core serves requests at the rate its CPU
-//!   time allows, and the kernel's part of that time (not counted, about 40%) is the same
-//!   either way, so the added share of instructions bounds the added share of CPU time;
-//! - the CPU time of one statistics write ([`write_cost`]), shared by the requests of the ten
-//!   seconds between writes at the throughput measured below.
+//!   time allows, so the added share of instructions estimates the added share of CPU time
+//!   (an estimate, not a bound: the kernel's part, about 40% and the same either way, is
+//!   not counted, and SHA-256 runs without its CPU extensions under valgrind);
+//! - the CPU time of one statistics write, the function's and PostgreSQL's
+//!   ([`write_cost`]), shared by the requests of the ten seconds between writes at the
+//!   throughput measured below.
 //!
 //! Then throughput and p99 under load. A pair of functions is started (one on, one off) and
 //! loaded in turn in short rounds (A B, then B A), compared round by round, so a drift of
@@ -67,14 +69,23 @@ impl Side {
         self.cpu_seconds * 1e6 / self.requests.max(1) as f64
     }
     /// Throughput against `other`'s, round by round (each round loads both back to back,
-    /// so a drift of the machine falls on both).
+    /// so a drift of the machine falls on both), averaged per pair of processes.
     fn rate_ratios(&self, other: &Side) -> Interval {
-        Interval::of(self.rates.iter().zip(&other.rates).map(|(a, b)| a / b))
+        Interval::of(per_pair(&self.rates, &other.rates))
     }
-    /// p99 against `other`'s, round by round.
+    /// p99 against `other`'s, the same way.
     fn p99_ratios(&self, other: &Side) -> Interval {
-        Interval::of(self.p99s.iter().zip(&other.p99s).map(|(a, b)| a / b))
+        Interval::of(per_pair(&self.p99s, &other.p99s))
     }
+}
+
+/// The rounds' ratios `a / b`, averaged over each pair's rounds: two processes of one binary
+/// differ by themselves, so the rounds of one pair are not independent samples; the pairs
+/// are.
+fn per_pair<'a>(a: &'a [f64], b: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+    a.chunks(ROUNDS_PER_PAIR)
+        .zip(b.chunks(ROUNDS_PER_PAIR))
+        .map(|(a, b)| a.iter().zip(b).map(|(a, b)| a / b).sum::<f64>() / a.len() as f64)
 }
 
 fn label(on: bool) -> &'static str {
@@ -86,9 +97,10 @@ fn label(on: bool) -> &'static str {
 /// one round to the next. Counting starts after a warm-up (`callgrind_control -i on`) and
 /// ends with a dump after the load, so start-up is left out; the statistics writer's work
 /// in between is in. Only user-space instructions are counted: the kernel's share of a
-/// request (about 40% of its CPU time here, the same with recording on or off) is not, and
-/// under valgrind SHA-256 runs without the SHA extensions, so the ratio is a bound on the
-/// recording's share of the CPU a request costs, not the share itself.
+/// request (about 40% of its CPU time here, the same with recording on or off) is not,
+/// which makes the ratio read high; under valgrind SHA-256 runs without the SHA extensions
+/// (a quarter of the updater's count), which makes it read low. Valgrind also runs one
+/// thread at a time, which is how a function instance runs anyway (one thread).
 fn instructions(ctx: &mut Ctx, name: &str, paths: &[String], on: bool) -> Result<f64, String> {
     let out = ctx.work.join(format!("callgrind-{name}-{}.out", label(on)));
     let wrapper = [
@@ -142,28 +154,42 @@ fn instructions(ctx: &mut Ctx, name: &str, paths: &[String], on: bool) -> Result
     Ok(per_request)
 }
 
-/// CPU time one statistics write takes, in seconds (the median of three): a function that
-/// writes every second is loaded for two seconds; once the load stops, the one write of what
-/// it recorded last is all it does, timed by its CPU clock. Every path is seen in far less
-/// than a second, so each write carries every row and sketch a ten-second one would.
+/// CPU time one statistics write takes, in seconds (the median of three), the function's
+/// and PostgreSQL's together: a function that writes every second is warmed up, and each
+/// round waits out any write pending, asks every path once (so the next write carries every
+/// row and sketch a ten-second write would), then times the one write that follows by the
+/// CPU clocks of the function's threads and the database's processes (nothing else runs
+/// in them meanwhile).
 fn write_cost(ctx: &mut Ctx, name: &str, paths: &[String]) -> Result<f64, String> {
+    let pid_file = ctx.work.join("pg").join("postmaster.pid");
+    let postmaster: u32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+        .ok_or_else(|| format!("{}: no postmaster pid", pid_file.display()))?;
     let mut env = ctx.function_env(&ctx.direct_url(), "none");
     env.push(("ATLAS_STATS".into(), "on".into()));
     env.push(("ATLAS_STATS_WRITE_SECS".into(), "1".into()));
     let f = ctx.start(name, &env)?;
     preflight(&f, paths)?;
+    let target = format!("`{name}`, writing every second (warm-up)");
+    ctx.wrk(&target, &f.url(), &Requests::Get(paths), CONNECTIONS, 2, 2)?;
     let mut costs = Vec::new();
-    for round in 1..=3 {
-        let target = format!("`{name}`, writing every second (round {round})");
-        ctx.wrk(&target, &f.url(), &Requests::Get(paths), CONNECTIONS, 2, 2)?;
-        let before = f.cpu_ns()?;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1200));
+        for p in paths {
+            http::request(&f.authority(), "GET", p, &[], &[])
+                .map_err(|e| format!("{name} {p}: {e}"))?;
+        }
+        let pids = |f: &Function| [vec![f.pid()], procs::postgres_pids(postmaster)].concat();
+        let before = procs::cpu_ns_by_thread(&pids(&f))?;
         std::thread::sleep(Duration::from_millis(1500));
-        costs.push((f.cpu_ns()? - before) as f64 / 1e9);
+        let after = procs::cpu_ns_by_thread(&pids(&f))?;
+        costs.push(procs::cpu_ns_between(&before, &after) as f64 / 1e9);
     }
     f.stop();
     let cost = median(&mut costs);
     log(&format!(
-        "`{name}`: one statistics write takes {}",
+        "`{name}`: one statistics write takes {} of CPU (function and PostgreSQL)",
         ms(cost * 1e3)
     ));
     Ok(cost)
@@ -185,7 +211,7 @@ fn callgrind_control(option: &str, value: &str, pid: u32) -> Result<(), String> 
     Ok(())
 }
 
-/// A ratio measured round by round: the mean and its 95% confidence interval (Student's t),
+/// A ratio measured pair by pair: the mean and its 95% confidence interval (Student's t),
 /// which is what one run can say on a machine whose rounds move 10% apart.
 struct Interval {
     mean: f64,
@@ -355,8 +381,8 @@ pub(crate) fn usage(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         let [a, b] = compare(ctx, name, paths, [false, false], CONTROL_PAIRS, seconds)?;
         rows.push(Row {
             figure: format!(
-                "`{name}`: control, statistics off against off (throughput; ratio: mean of \
-                 rounds, 95% interval)"
+                "`{name}`: control, statistics off against off (throughput; ratio: mean of pairs, \
+                 95% interval)"
             ),
             hub: rps(a.per_second()),
             floor: rps(b.per_second()),
@@ -378,7 +404,9 @@ pub(crate) fn usage(ctx: &mut Ctx, rows: &mut Vec<Row>) -> Result<(), String> {
         });
         let p99 = on.p99_ratios(&off);
         rows.push(Row {
-            figure: format!("`{name}`: p99 with statistics on (floor: off; median of rounds)"),
+            figure: format!(
+                "`{name}`: p99 with statistics on (floor: off; figures: medians of rounds)"
+            ),
             hub: ms(on.p99()),
             floor: ms(off.p99()),
             ratio: p99.show(),
