@@ -241,7 +241,11 @@ try {
     await admin.getByLabel('Action').selectOption('release.yank');
     await admin.getByRole('button', { name: 'Filter' }).click();
     await admin.waitForURL(/action=release\.yank/);
-    await admin.locator('table.audit tbody tr').first().waitFor();
+    // The URL changes before the filtered page replaces the table: wait for the rows to
+    // settle (if they never do, the count below fails) rather than count the old table's.
+    await admin
+      .waitForFunction(() => document.querySelectorAll('table.audit tbody tr').length === 1, null, { timeout: 10000 })
+      .catch(() => {});
     assert.equal(await admin.locator('table.audit tbody tr').count(), 1);
     await admin.getByRole('link', { name: 'launcher@1.2.0' }).click();
     await admin.getByRole('heading', { name: 'launcher 1.2.0' }).waitFor();
